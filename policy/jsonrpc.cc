@@ -1,0 +1,477 @@
+#include "policy/jsonrpc.h"
+
+#include <simdjson.h>
+
+#include <cstring>
+
+namespace sluice::policy {
+
+namespace od = simdjson::ondemand;
+
+std::string_view to_string(rpc_error e) {
+  switch (e) {
+    case rpc_error::none:
+      return "none";
+    case rpc_error::parse:
+      return "parse error";
+    case rpc_error::invalid_request:
+      return "invalid request";
+    case rpc_error::invalid_params:
+      return "invalid params";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::string_view trim_right(std::string_view s) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+method_id classify(std::string_view m) {
+  if (m == "tools/call") return method_id::tools_call;
+  if (m == "tools/list") return method_id::tools_list;
+  if (m == "resources/read") return method_id::resources_read;
+  if (m == "prompts/get") return method_id::prompts_get;
+  if (m == "initialize") return method_id::initialize;
+  return method_id::other;
+}
+
+// Writes the decimal form of `i` into `buf` (at least 20 bytes). Does not allocate.
+std::string_view index_key(size_t i, char* buf) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = static_cast<char>('0' + i % 10);
+    i /= 10;
+  } while (i != 0);
+  for (size_t k = 0; k < n; ++k)
+    buf[k] = tmp[n - 1 - k];
+  return {buf, n};
+}
+
+}  // namespace
+
+// What one message's walk collects before it is classified.
+struct envelope {
+  bool seen_jsonrpc = false, seen_id = false, seen_method = false, seen_params = false;
+  bool seen_result = false, seen_error = false;
+  bool version_ok = false;
+  enum class id_kind : uint8_t { none, string, integer, null, bad } id = id_kind::none;
+  bool method_is_string = false;
+  bool params_is_object = false;
+  bool seen_name = false, name_is_string = false;
+  bool seen_uri = false, uri_is_string = false;
+  bool seen_args = false, args_is_object = false;
+  std::string_view name, uri;
+};
+
+struct message_reader::impl {
+  explicit impl(message_reader& owner, reader_limits limits) : r(owner), limits(limits) {}
+
+  message_reader& r;
+  reader_limits limits;
+  od::parser parser;
+  od::document doc;
+  const arg_trie* trie = nullptr;
+  std::vector<uint8_t> seen;  // per trie node: seen in this message's arguments
+  message* cur = nullptr;
+
+  // A fatal error ends the read: the body as a whole is invalid.
+  bool fatal(rpc_error e, std::string_view text) {
+    if (r.error_ == rpc_error::none) {
+      r.error_ = e;
+      r.error_text_ = text;
+    }
+    return false;
+  }
+  bool json_error(simdjson::error_code e) {
+    if (e == simdjson::UTF8_ERROR) return fatal(rpc_error::parse, "invalid UTF-8");
+    if (e == simdjson::DEPTH_ERROR) return fatal(rpc_error::invalid_request, "nesting too deep");
+    if (e == simdjson::STRING_ERROR) return fatal(rpc_error::parse, "invalid string escape");
+    if (e == simdjson::NUMBER_ERROR) return fatal(rpc_error::parse, "invalid number");
+    return fatal(rpc_error::parse, "malformed JSON");
+  }
+  // A semantic error marks the current message invalid; the walk goes on (it must
+  // consume the rest of the value to validate the document).
+  void invalid(rpc_error e, std::string_view text) {
+    if (cur->error == rpc_error::none) {
+      cur->error = e;
+      cur->error_text = text;
+    }
+  }
+
+  // Walks and validates any value, reading nothing. Returns false on a fatal error.
+  bool skip(od::value v, uint32_t depth) {
+    if (depth > limits.max_depth) return fatal(rpc_error::invalid_request, "nesting too deep");
+    od::json_type t;
+    if (auto e = v.type().get(t)) return json_error(e);
+    switch (t) {
+      case od::json_type::object: {
+        od::object o;
+        if (auto e = v.get_object().get(o)) return json_error(e);
+        for (auto fr : o) {
+          od::field f;
+          if (auto e = std::move(fr).get(f)) return json_error(e);
+          std::string_view key;
+          if (auto e = f.unescaped_key().get(key)) return json_error(e);
+          if (!skip(f.value(), depth + 1)) return false;
+        }
+        return true;
+      }
+      case od::json_type::array: {
+        od::array a;
+        if (auto e = v.get_array().get(a)) return json_error(e);
+        for (auto er : a) {
+          od::value el;
+          if (auto e = er.get(el)) return json_error(e);
+          if (!skip(el, depth + 1)) return false;
+        }
+        return true;
+      }
+      case od::json_type::string: {
+        std::string_view s;
+        if (auto e = v.get_string().get(s)) return json_error(e);
+        return true;
+      }
+      case od::json_type::number: {
+        od::number n;
+        if (auto e = v.get_number().get(n)) return json_error(e);
+        return true;
+      }
+      case od::json_type::boolean: {
+        bool b;
+        if (auto e = v.get_bool().get(b)) return json_error(e);
+        return true;
+      }
+      case od::json_type::null: {
+        bool n = false;
+        if (auto e = v.is_null().get(n)) return json_error(e);
+        if (!n) return fatal(rpc_error::parse, "malformed JSON");
+        return true;
+      }
+    }
+    return fatal(rpc_error::parse, "malformed JSON");
+  }
+
+  // Reads a string value into `out` when it is one (is_string says); skips it otherwise.
+  bool string_or_skip(od::value v, uint32_t depth, std::string_view& out, bool& is_string) {
+    od::json_type t;
+    if (auto e = v.type().get(t)) return json_error(e);
+    is_string = t == od::json_type::string;
+    if (!is_string) return skip(v, depth);
+    if (auto e = v.get_string().get(out)) return json_error(e);
+    return true;
+  }
+
+  // Walks a value at argument-trie node `node`, capturing it when the node is a slot.
+  bool walk_arg(od::value v, uint32_t node, uint32_t depth) {
+    const uint32_t slot = trie->slot(node);
+    const bool kids = trie->has_children(node);
+    if (slot == arg_trie::kNoSlot && !kids) return skip(v, depth);
+    if (depth > limits.max_depth) return fatal(rpc_error::invalid_request, "nesting too deep");
+    od::json_type t;
+    if (auto e = v.type().get(t)) return json_error(e);
+    arg_value av;
+    switch (t) {
+      case od::json_type::object: {
+        av.type = arg_value::kind::object;
+        od::object o;
+        if (auto e = v.get_object().get(o)) return json_error(e);
+        for (auto fr : o) {
+          od::field f;
+          if (auto e = std::move(fr).get(f)) return json_error(e);
+          std::string_view key;
+          if (auto e = f.unescaped_key().get(key)) return json_error(e);
+          const uint32_t child = kids ? trie->child(node, key) : arg_trie::kNoSlot;
+          if (child == arg_trie::kNoSlot) {
+            if (!skip(f.value(), depth + 1)) return false;
+            continue;
+          }
+          if (seen[child]) invalid(rpc_error::invalid_params, "duplicate key in arguments");
+          seen[child] = 1;
+          if (!walk_arg(f.value(), child, depth + 1)) return false;
+        }
+        break;
+      }
+      case od::json_type::array: {
+        av.type = arg_value::kind::array;
+        const std::string_view start = v.raw_json_token();
+        od::array a;
+        if (auto e = v.get_array().get(a)) return json_error(e);
+        char buf[20];
+        uint32_t n = 0;
+        for (auto er : a) {
+          od::value el;
+          if (auto e = er.get(el)) return json_error(e);
+          const uint32_t child = kids ? trie->child(node, index_key(n, buf)) : arg_trie::kNoSlot;
+          if (child == arg_trie::kNoSlot) {
+            if (!skip(el, depth + 1)) return false;
+          } else {
+            seen[child] = 1;
+            if (!walk_arg(el, child, depth + 1)) return false;
+          }
+          ++n;
+        }
+        av.count = n;
+        // The array's raw text: from its '[' to the next token after it (a ',' or a closing
+        // bracket: an argument is never the document's last token).
+        const char* end = nullptr;
+        if (auto e = doc.current_location().get(end)) return json_error(e);
+        av.text =
+            trim_right(std::string_view(start.data(), static_cast<size_t>(end - start.data())));
+        break;
+      }
+      case od::json_type::string:
+        av.type = arg_value::kind::string;
+        if (auto e = v.get_string().get(av.text)) return json_error(e);
+        break;
+      case od::json_type::number: {
+        av.type = arg_value::kind::number;
+        av.text = trim_right(v.raw_json_token());
+        od::number num;
+        if (auto e = v.get_number().get(num)) return json_error(e);
+        av.number = num.as_double();
+        break;
+      }
+      case od::json_type::boolean:
+        av.type = arg_value::kind::boolean;
+        if (auto e = v.get_bool().get(av.boolean)) return json_error(e);
+        break;
+      case od::json_type::null: {
+        av.type = arg_value::kind::null;
+        bool is_null = false;
+        if (auto e = v.is_null().get(is_null)) return json_error(e);
+        if (!is_null) return fatal(rpc_error::parse, "malformed JSON");
+        break;
+      }
+    }
+    if (slot != arg_trie::kNoSlot) r.values_[cur->args_begin + slot] = av;
+    return true;
+  }
+
+  bool walk_params(od::value v, envelope& env, uint32_t depth) {
+    od::json_type t;
+    if (auto e = v.type().get(t)) return json_error(e);
+    env.params_is_object = t == od::json_type::object;
+    if (!env.params_is_object) return skip(v, depth);
+    od::object o;
+    if (auto e = v.get_object().get(o)) return json_error(e);
+    for (auto fr : o) {
+      od::field f;
+      if (auto e = std::move(fr).get(f)) return json_error(e);
+      std::string_view key;
+      if (auto e = f.unescaped_key().get(key)) return json_error(e);
+      od::value fv = f.value();
+      if (key == "name") {
+        if (env.seen_name) invalid(rpc_error::invalid_request, "duplicate key \"name\" in params");
+        env.seen_name = true;
+        if (!string_or_skip(fv, depth + 1, env.name, env.name_is_string)) return false;
+      } else if (key == "uri") {
+        if (env.seen_uri) invalid(rpc_error::invalid_request, "duplicate key \"uri\" in params");
+        env.seen_uri = true;
+        if (!string_or_skip(fv, depth + 1, env.uri, env.uri_is_string)) return false;
+      } else if (key == "arguments") {
+        if (env.seen_args)
+          invalid(rpc_error::invalid_request, "duplicate key \"arguments\" in params");
+        env.seen_args = true;
+        od::json_type at;
+        if (auto e = fv.type().get(at)) return json_error(e);
+        env.args_is_object = at == od::json_type::object;
+        if (!(env.args_is_object ? walk_arg(fv, arg_trie::kRoot, depth + 1) : skip(fv, depth + 1)))
+          return false;
+      } else if (!skip(fv, depth + 1)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Reads one message object into `m`. Returns false on a fatal error.
+  bool read_message(od::object o, message& m, uint32_t depth) {
+    cur = &m;
+    m.args_begin = static_cast<uint32_t>(r.values_.size());
+    r.values_.resize(r.values_.size() + r.slots_);
+    std::memset(seen.data(), 0, seen.size());
+    envelope env;
+    for (auto fr : o) {
+      od::field f;
+      if (auto e = std::move(fr).get(f)) return json_error(e);
+      std::string_view key;
+      if (auto e = f.unescaped_key().get(key)) return json_error(e);
+      od::value v = f.value();
+      if (key == "jsonrpc") {
+        if (env.seen_jsonrpc) invalid(rpc_error::invalid_request, "duplicate key \"jsonrpc\"");
+        env.seen_jsonrpc = true;
+        std::string_view s;
+        bool is_string = false;
+        if (!string_or_skip(v, depth + 1, s, is_string)) return false;
+        env.version_ok = is_string && s == "2.0";
+      } else if (key == "id") {
+        if (env.seen_id) invalid(rpc_error::invalid_request, "duplicate key \"id\"");
+        env.seen_id = true;
+        if (!read_id(v, m, env, depth)) return false;
+      } else if (key == "method") {
+        if (env.seen_method) invalid(rpc_error::invalid_request, "duplicate key \"method\"");
+        env.seen_method = true;
+        if (!string_or_skip(v, depth + 1, m.method, env.method_is_string)) return false;
+      } else if (key == "params") {
+        if (env.seen_params) invalid(rpc_error::invalid_request, "duplicate key \"params\"");
+        env.seen_params = true;
+        if (!walk_params(v, env, depth + 1)) return false;
+      } else {
+        if (key == "result") env.seen_result = true;
+        if (key == "error") env.seen_error = true;
+        if (!skip(v, depth + 1)) return false;
+      }
+    }
+    classify_message(m, env);
+    return true;
+  }
+
+  bool read_id(od::value v, message& m, envelope& env, uint32_t depth) {
+    od::json_type t;
+    if (auto e = v.type().get(t)) return json_error(e);
+    if (t == od::json_type::string) {
+      env.id = envelope::id_kind::string;
+      m.id = trim_right(v.raw_json_token());
+      std::string_view s;
+      if (auto e = v.get_string().get(s)) return json_error(e);
+      return true;
+    }
+    if (t == od::json_type::number) {
+      m.id = trim_right(v.raw_json_token());
+      od::number_type nt;
+      if (auto e = v.get_number_type().get(nt)) return json_error(e);
+      env.id = nt == od::number_type::floating_point_number ? envelope::id_kind::bad
+                                                            : envelope::id_kind::integer;
+      od::number n;
+      if (auto e = v.get_number().get(n)) return json_error(e);
+      return true;
+    }
+    env.id = t == od::json_type::null ? envelope::id_kind::null : envelope::id_kind::bad;
+    return skip(v, depth + 1);
+  }
+
+  void classify_message(message& m, const envelope& env) {
+    if (!env.version_ok) return invalid(rpc_error::invalid_request, "jsonrpc must be \"2.0\"");
+    const bool has_id = env.seen_id;
+    if (!env.seen_method) {
+      // A response to a server-to-client request (sampling, elicitation, roots...).
+      if (!has_id || env.seen_result == env.seen_error)
+        return invalid(rpc_error::invalid_request, "message has no method");
+      if (env.id == envelope::id_kind::bad)
+        return invalid(rpc_error::invalid_request, "id must be a string or an integer");
+      m.kind = message_kind::response;
+      return;
+    }
+    if (!env.method_is_string)
+      return invalid(rpc_error::invalid_request, "method must be a string");
+    m.method_kind = classify(m.method);
+    if (has_id && env.id != envelope::id_kind::string && env.id != envelope::id_kind::integer)
+      return invalid(rpc_error::invalid_request, "id must be a string or an integer");
+    m.kind = has_id ? message_kind::request : message_kind::notification;
+    switch (m.method_kind) {
+      case method_id::tools_call:
+      case method_id::prompts_get:
+        if (!has_id)
+          return invalid(rpc_error::invalid_request,
+                         "a call must have an id: it is never forwarded as a notification");
+        if (!env.params_is_object)
+          return invalid(rpc_error::invalid_params, "params must be an object");
+        if (!env.name_is_string)
+          return invalid(rpc_error::invalid_params, "params.name must be a string");
+        if (env.seen_args && !env.args_is_object)
+          return invalid(rpc_error::invalid_params, "params.arguments must be an object");
+        m.target = env.name;
+        return;
+      case method_id::resources_read:
+        if (!has_id)
+          return invalid(rpc_error::invalid_request,
+                         "a call must have an id: it is never forwarded as a notification");
+        if (!env.params_is_object)
+          return invalid(rpc_error::invalid_params, "params must be an object");
+        if (!env.uri_is_string)
+          return invalid(rpc_error::invalid_params, "params.uri must be a string");
+        m.target = env.uri;
+        return;
+      default:
+        return;
+    }
+  }
+
+  bool read(std::string_view data, const arg_trie& t) {
+    trie = &t;
+    r.slots_ = t.slot_count();
+    seen.assign(t.node_count(), 0);
+    if (data.size() > limits.max_bytes)
+      return fatal(rpc_error::invalid_request, "message too large");
+    if (auto e = parser.iterate(data.data(), data.size(), data.size() + simdjson::SIMDJSON_PADDING)
+                     .get(doc))
+      return json_error(e);
+    od::json_type type;
+    if (auto e = doc.type().get(type)) return json_error(e);
+    if (type == od::json_type::object) {
+      od::object o;
+      if (auto e = doc.get_object().get(o)) return json_error(e);
+      r.messages_.emplace_back();
+      if (!read_message(o, r.messages_.back(), 1)) return false;
+    } else if (type == od::json_type::array) {
+      r.batch_ = true;
+      od::array a;
+      if (auto e = doc.get_array().get(a)) return json_error(e);
+      for (auto er : a) {
+        od::value el;
+        if (auto e = er.get(el)) return json_error(e);
+        if (r.messages_.size() == limits.max_batch)
+          return fatal(rpc_error::invalid_request, "batch too large");
+        r.messages_.emplace_back();
+        od::json_type et;
+        if (auto e = el.type().get(et)) return json_error(e);
+        if (et != od::json_type::object) {
+          cur = &r.messages_.back();
+          cur->args_begin = static_cast<uint32_t>(r.values_.size());
+          r.values_.resize(r.values_.size() + r.slots_);
+          invalid(rpc_error::invalid_request, "batch element is not an object");
+          if (!skip(el, 2)) return false;
+          continue;
+        }
+        od::object o;
+        if (auto e = el.get_object().get(o)) return json_error(e);
+        if (!read_message(o, r.messages_.back(), 2)) return false;
+      }
+      if (r.messages_.empty()) return fatal(rpc_error::invalid_request, "empty batch");
+    } else {
+      return fatal(rpc_error::invalid_request, "not a JSON-RPC message (object or array expected)");
+    }
+    // After the root value the iterator must be at the end: simdjson reports the next token's
+    // location when there is one, OUT_OF_BOUNDS when there is none.
+    const char* rest = nullptr;
+    if (doc.current_location().get(rest) != simdjson::OUT_OF_BOUNDS)
+      return fatal(rpc_error::parse, "trailing bytes after the JSON value");
+    if (!r.batch_ && r.messages_[0].error != rpc_error::none)
+      return fatal(r.messages_[0].error, r.messages_[0].error_text);
+    return true;
+  }
+};
+
+message_reader::message_reader(reader_limits limits)
+    : impl_(std::make_unique<impl>(*this, limits)) {
+  messages_.reserve(16);
+}
+
+message_reader::~message_reader() = default;
+
+bool message_reader::read(std::string_view data, const arg_trie& trie) {
+  messages_.clear();
+  values_.clear();
+  batch_ = false;
+  error_ = rpc_error::none;
+  error_text_ = {};
+  return impl_->read(data, trie);
+}
+
+}  // namespace sluice::policy
