@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <map>
 #include <string>
 #include <string_view>
@@ -25,6 +24,9 @@ using simdjson::dom::element;
 using simdjson::dom::element_type;
 
 constexpr uint64_t kMaxLimitMax = 4294967295ull;
+// About 136 years. Keeps window_seconds * 1e9 (nanoseconds) well inside int64_t for the
+// compiler and the limiter.
+constexpr uint64_t kMaxWindowSeconds = 4294967295ull;
 constexpr size_t kMaxShownValue = 64;  // longer values are cut in messages
 
 // RFC 6901: '~' -> "~0", '/' -> "~1".
@@ -472,12 +474,15 @@ class loader {
         } else if (s == "day") {
           limit.window_seconds = 86400;
         }
-      } else if (get_whole(*v, n) && n > 0 &&
-                 n <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      } else if (get_whole(*v, n) && n > 0 && n <= kMaxWindowSeconds) {
         limit.window_seconds = static_cast<int64_t>(n);
       }
       if (limit.window_seconds == 0) {
-        error(p + "/window", std::string(kWindowExpected) + ", got " + describe(*v));
+        const bool too_long = get_whole(*v, n) && n > kMaxWindowSeconds;
+        error(p + "/window", (too_long ? "expected a whole number of seconds from 1 to " +
+                                             std::to_string(kMaxWindowSeconds)
+                                       : std::string(kWindowExpected)) +
+                                 ", got " + describe(*v));
         ok = false;
       }
     } else {

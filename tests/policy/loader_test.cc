@@ -493,12 +493,20 @@ TEST(LoaderTest, BadWindow) {
 }
 
 TEST(LoaderTest, WindowNumbersMustBePositiveWhole) {
-  for (std::string_view w : {"0", "-60", "1.5", "true", "[60]", "\"60\"", "\"Minute\""}) {
+  for (std::string_view w : {"0", "-60", "1.5", "-0.0", "true", "[60]", "\"60\"", "\"Minute\""}) {
     const load_error e = one_error(
         limit_policy(std::string(R"({"counter":"c","window":)") + std::string(w) + R"(,"max":1})"));
     EXPECT_EQ(e.pointer, "/tools/x/limits/0/window") << w;
     EXPECT_THAT(e.message, HasSubstr("positive whole number of seconds")) << w;
   }
+}
+
+TEST(LoaderTest, WindowHasAnUpperBound) {
+  // window_seconds * 1e9 must fit in int64_t downstream.
+  load_ok(limit_policy(R"({"counter":"c","window":4294967295,"max":1})"));
+  const load_error e = one_error(limit_policy(R"({"counter":"c","window":4294967296,"max":1})"));
+  EXPECT_EQ(e.pointer, "/tools/x/limits/0/window");
+  EXPECT_EQ(e.message, "expected a whole number of seconds from 1 to 4294967295, got 4294967296");
 }
 
 TEST(LoaderTest, BadMax) {
