@@ -403,6 +403,36 @@ struct message_reader::impl {
     }
   }
 
+  bool skip_root_scalar(od::json_type t) {
+    simdjson::error_code e = simdjson::SUCCESS;
+    switch (t) {
+      case od::json_type::string: {
+        std::string_view s;
+        e = doc.get_string().get(s);
+        break;
+      }
+      case od::json_type::number: {
+        double d;
+        e = doc.get_double().get(d);
+        break;
+      }
+      case od::json_type::boolean: {
+        bool b;
+        e = doc.get_bool().get(b);
+        break;
+      }
+      case od::json_type::null: {
+        bool n = false;
+        e = doc.is_null().get(n);
+        if (e == simdjson::SUCCESS && !n) e = simdjson::TAPE_ERROR;
+        break;
+      }
+      default:
+        break;
+    }
+    return e == simdjson::SUCCESS ? true : json_error(e);
+  }
+
   bool read(std::string_view data, const arg_trie& t) {
     trie = &t;
     r.slots_ = t.slot_count();
@@ -445,6 +475,8 @@ struct message_reader::impl {
       }
       if (r.messages_.empty()) return fatal(rpc_error::invalid_request, "empty batch");
     } else {
+      // A scalar: malformed (-32700) or well-formed but not a message (-32600).
+      if (!skip_root_scalar(type)) return false;
       return fatal(rpc_error::invalid_request, "not a JSON-RPC message (object or array expected)");
     }
     // After the root value the iterator must be at the end: simdjson reports the next token's
