@@ -1,0 +1,253 @@
+#include "engine/runtime.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "engine/signals.h"
+#include "tests/engine/test_client.h"
+
+namespace engine {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::atomic<int> g_open{0};
+std::atomic<int> g_closed{0};
+
+// Reports an outgoing connect's outcome to the client connection that asked for it.
+class outgoing_handler : public connection_handler {
+ public:
+  void on_open(connection&) override {}
+  void on_connected(connection& conn, int error) override {
+    if (origin_ != nullptr && origin_->is_open()) {
+      origin_->send(error == 0 ? std::string_view("connected\n") : std::string_view("failed\n"));
+    }
+    if (error == 0) {
+      conn.send(std::string_view("hello"));
+      conn.close();
+    }
+  }
+  void on_data(connection&, std::span<const char>) override {}
+  void on_closed(connection&) override {}
+  connection* origin_ = nullptr;
+};
+
+// Echo; "timer\n" arms a 100 ms timer that answers "tick" and closes; "connect P\n" opens an
+// outgoing connection to 127.0.0.1:P.
+class echo_handler : public connection_handler {
+ public:
+  void on_open(connection& conn) override {
+    g_open++;
+    if (conn.overloaded()) {
+      conn.send(std::string_view("busy\n"));
+      conn.close();
+    }
+  }
+  void on_data(connection& conn, std::span<const char> bytes) override {
+    std::string_view s(bytes.data(), bytes.size());
+    if (s == "timer\n") {
+      conn.set_timer(100ms);
+      return;
+    }
+    if (s.starts_with("connect ")) {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(uint16_t(std::atoi(std::string(s.substr(8)).c_str())));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      out_.origin_ = &conn;
+      connection* c = conn.owner().connect(reinterpret_cast<sockaddr*>(&a), sizeof a, 1s, &out_);
+      if (c == nullptr) conn.send(std::string_view("failed\n"));
+      return;
+    }
+    conn.send(bytes);
+  }
+  void on_timer(connection& conn) override {
+    conn.send(std::string_view("tick"));
+    conn.close();
+  }
+  void on_closed(connection&) override { g_closed++; }
+
+ private:
+  outgoing_handler out_;
+};
+
+runtime_config small_config(unsigned shards = 2) {
+  runtime_config c;
+  c.shards = shards;
+  c.shard.buffer_count = 256;
+  c.shard.max_connections = 4000;
+  c.shard.cq_entries = 8192;
+  return c;
+}
+
+handler_factory echo_factory() {
+  return [](shard&) { return std::make_unique<echo_handler>(); };
+}
+
+TEST(runtime, echoes_on_two_shards_and_stops) {
+  runtime rt;
+  ASSERT_TRUE(rt.start(small_config(), echo_factory()).ok());
+  EXPECT_EQ(rt.shard_count(), 2u);
+  ASSERT_NE(rt.port(), 0);
+  EXPECT_EQ(rt.address_string(), "127.0.0.1:" + std::to_string(rt.port()));
+  for (int i = 0; i < 8; ++i) {
+    test::client c(rt.port());
+    ASSERT_TRUE(c.write("ping"));
+    std::string got;
+    ASSERT_TRUE(c.read_exact(4, got));
+    EXPECT_EQ(got, "ping");
+  }
+  rt.stop(1s);
+  rt.join();
+}
+
+TEST(runtime, many_connections_are_all_served) {
+  runtime rt;
+  ASSERT_TRUE(rt.start(small_config(), echo_factory()).ok());
+  constexpr int kConns = 2000;
+  std::vector<test::client> cs;
+  cs.reserve(kConns);
+  for (int i = 0; i < kConns; ++i) {
+    cs.emplace_back(rt.port());
+    ASSERT_TRUE(cs.back().write("x" + std::to_string(i)));
+  }
+  for (int i = 0; i < kConns; ++i) {
+    std::string want = "x" + std::to_string(i);
+    std::string got;
+    ASSERT_TRUE(cs[size_t(i)].read_exact(want.size(), got)) << i;
+    EXPECT_EQ(got, want);
+  }
+  int both = 0;
+  for (unsigned s = 0; s < rt.shard_count(); ++s)
+    both += rt.shard_at(s).open_connections() > 0;
+  EXPECT_EQ(both, 2);  // SO_REUSEPORT spread 2000 connections over both shards
+  rt.stop(1s);
+  rt.join();
+}
+
+TEST(runtime, connection_timer_fires) {
+  runtime rt;
+  ASSERT_TRUE(rt.start(small_config(1), echo_factory()).ok());
+  test::client c(rt.port());
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.write("timer\n"));
+  ASSERT_TRUE(c.wait_closed());
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 90ms);
+  EXPECT_EQ(c.buffered(), "tick");
+  rt.stop(1s);
+  rt.join();
+}
+
+TEST(runtime, over_connection_limit_gets_overload_hook) {
+  runtime_config cfg = small_config(1);
+  cfg.shard.max_connections = 2;
+  runtime rt;
+  ASSERT_TRUE(rt.start(cfg, echo_factory()).ok());
+  test::client a(rt.port()), b(rt.port());
+  std::string got;
+  ASSERT_TRUE(a.write("a") && a.read_exact(1, got));
+  ASSERT_TRUE(b.write("b") && b.read_exact(1, got));
+  test::client c(rt.port());
+  ASSERT_TRUE(c.wait_closed());
+  EXPECT_EQ(c.buffered(), "busy\n");
+  ASSERT_TRUE(a.write("still") && a.read_exact(5, got));  // others keep being served
+  EXPECT_EQ(got, "still");
+  rt.stop(1s);
+  rt.join();
+}
+
+TEST(runtime, outgoing_connect_uses_same_machinery) {
+  // A plain listener stands in for an upstream.
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(lfd, 16), 0);
+  socklen_t len = sizeof a;
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  uint16_t up_port = ntohs(a.sin_port);
+
+  runtime rt;
+  ASSERT_TRUE(rt.start(small_config(1), echo_factory()).ok());
+  test::client c(rt.port());
+  ASSERT_TRUE(c.write("connect " + std::to_string(up_port) + "\n"));
+  std::string got;
+  ASSERT_TRUE(c.read_exact(10, got));
+  EXPECT_EQ(got, "connected\n");
+  pollfd p{lfd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  int ufd = ::accept(lfd, nullptr, nullptr);
+  ASSERT_GE(ufd, 0);
+  std::string up;
+  char buf[64];
+  for (;;) {
+    ssize_t n = ::recv(ufd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    up.append(buf, size_t(n));
+  }
+  EXPECT_EQ(up, "hello");
+  ::close(ufd);
+
+  // Refused: the listener is gone.
+  ::close(lfd);
+  ASSERT_TRUE(c.write("connect " + std::to_string(up_port) + "\n"));
+  ASSERT_TRUE(c.read_exact(7, got));
+  EXPECT_EQ(got, "failed\n");
+  rt.stop(1s);
+  rt.join();
+}
+
+TEST(runtime, bind_error_is_a_clear_message) {
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(lfd, 16), 0);  // no SO_REUSEPORT: the runtime cannot share the port
+  socklen_t len = sizeof a;
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  runtime_config cfg = small_config(1);
+  cfg.port = ntohs(a.sin_port);
+  runtime rt;
+  status st = rt.start(cfg, echo_factory());
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(),
+            "bind 127.0.0.1:" + std::to_string(cfg.port) + ": Address already in use");
+  ::close(lfd);
+
+  cfg.address = "not-an-address";
+  status st2 = rt.start(cfg, echo_factory());
+  EXPECT_FALSE(st2.ok());
+}
+
+TEST(runtime, stop_closes_idle_connections_and_on_closed_runs) {
+  g_open = 0;
+  g_closed = 0;
+  runtime rt;
+  ASSERT_TRUE(rt.start(small_config(), echo_factory()).ok());
+  test::client c(rt.port());
+  std::string got;
+  ASSERT_TRUE(c.write("z") && c.read_exact(1, got));
+  rt.stop(2s);
+  ASSERT_TRUE(c.wait_closed());
+  rt.join();
+  EXPECT_EQ(g_open.load(), g_closed.load());
+  // The port is no longer accepting.
+  test::client d;
+  EXPECT_FALSE(d.connect(rt.port()));
+}
+
+TEST(signals, blocked_signal_is_waited_for) {
+  block_shutdown_signals();
+  std::thread t([] { EXPECT_EQ(wait_for_shutdown_signal(), SIGTERM); });
+  ::kill(::getpid(), SIGTERM);
+  t.join();
+}
+
+}  // namespace
+}  // namespace engine
