@@ -53,6 +53,20 @@ std::string_view index_key(size_t i, char* buf) {
   return {buf, n};
 }
 
+// Validates a number token and reads it as a double. simdjson 3.0.1's get_number() rejects
+// integers beyond 64 bits, which are valid JSON (a big integer id, a big value in a result);
+// get_double() reads them and rejects the same malformed tokens, so it is the fallback.
+simdjson::error_code read_number(od::value& v, double& out) {
+  od::number n;
+  const simdjson::error_code e = v.get_number().get(n);
+  if (e == simdjson::SUCCESS) {
+    out = n.as_double();
+    return e;
+  }
+  if (e != simdjson::NUMBER_ERROR || v.get_double().get(out) != simdjson::SUCCESS) return e;
+  return simdjson::SUCCESS;
+}
+
 }  // namespace
 
 // What one message's walk collects before it is classified.
@@ -138,8 +152,8 @@ struct message_reader::impl {
         return true;
       }
       case od::json_type::number: {
-        od::number n;
-        if (auto e = v.get_number().get(n)) return json_error(e);
+        double n;
+        if (auto e = read_number(v, n)) return json_error(e);
         return true;
       }
       case od::json_type::boolean: {
@@ -232,9 +246,7 @@ struct message_reader::impl {
       case od::json_type::number: {
         av.type = arg_value::kind::number;
         av.text = trim_right(v.raw_json_token());
-        od::number num;
-        if (auto e = v.get_number().get(num)) return json_error(e);
-        av.number = num.as_double();
+        if (auto e = read_number(v, av.number)) return json_error(e);
         break;
       }
       case od::json_type::boolean:
@@ -348,8 +360,8 @@ struct message_reader::impl {
       if (auto e = v.get_number_type().get(nt)) return json_error(e);
       env.id = nt == od::number_type::floating_point_number ? envelope::id_kind::bad
                                                             : envelope::id_kind::integer;
-      od::number n;
-      if (auto e = v.get_number().get(n)) return json_error(e);
+      double n;
+      if (auto e = read_number(v, n)) return json_error(e);
       return true;
     }
     env.id = t == od::json_type::null ? envelope::id_kind::null : envelope::id_kind::bad;
