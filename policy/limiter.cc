@@ -1,6 +1,7 @@
 #include "policy/limiter.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace sluice::policy {
 
@@ -37,7 +38,9 @@ acquire_result limiter_shard::acquire(std::span<const limit_request> requests, i
       if (entries_.size() >= options_.max_keys && sweep(now_ns) == 0) {
         return {acquire_result::status::full, static_cast<uint32_t>(i), 0};
       }
-      it = entries_.emplace(r.key, entry{}).first;
+      // No window yet: a default window_end_ns of 0 would pass for the window ending at
+      // the epoch (calls in the last window before 1970) with a budget of 0.
+      it = entries_.emplace(r.key, entry{.window_end_ns = INT64_MIN}).first;
       inserted = true;
     }
     entry& e = it->second;
