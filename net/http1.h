@@ -1,0 +1,74 @@
+#pragma once
+// HTTP/1.1 request model and response formatting (no Boost includes here: this header is
+// included widely; Beast lives only in net/http1_parser.cc).
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace net {
+
+struct http_header {
+  std::string_view name;
+  std::string_view value;
+};
+
+// Limits, each with a sane default. Over a limit the client gets the status in parentheses with
+// Connection: close; other connections are unaffected.
+struct http_limits {
+  size_t max_header_bytes = 8 * 1024;                // request line + headers (431)
+  size_t max_body_bytes = 1024 * 1024;               // (413)
+  std::chrono::milliseconds header_timeout{10'000};  // from a request's first byte (408)
+  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive idle: close silently
+  uint32_t max_connections = 10'000;                 // per shard (503)
+  uint32_t max_pipelined = 64;  // requests awaiting an answer per connection (then close)
+};
+
+inline constexpr size_t kMaxHeaders = 64;  // more header lines: 431
+
+// A parsed request. Every view points into the receive buffer or a per-connection buffer and is
+// valid only during request_handler::on_request; copy what must outlive it.
+struct http_request {
+  std::string_view method;
+  std::string_view target;
+  unsigned version = 11;  // 10 or 11
+  bool keep_alive = true;
+  std::string_view content_type;
+  std::string_view accept;
+  std::string_view origin;
+  std::string_view authorization;
+  std::string_view mcp_session_id;
+  std::string_view mcp_protocol_version;
+  std::string_view last_event_id;
+  std::string_view mcp_method;
+  std::string_view mcp_name;
+  std::string_view connection;
+  std::string_view host;
+  std::span<const http_header> headers;  // all header lines, in order (for forwarding)
+  // Contiguous body. At least 64 readable bytes (SIMDJSON_PADDING) follow body.end(): in place
+  // in the provided receive buffer (which has that slack) or in a padded per-connection buffer.
+  std::string_view body;
+};
+
+// "OK", "Not Found", ...; "Unknown" for codes not in the table.
+[[nodiscard]] std::string_view reason_phrase(int status);
+
+// Fixed-header response formatting, used by response_slot. Does not allocate.
+struct response_head {
+  int status = 200;
+  std::string_view content_type;  // omitted when empty
+  std::span<const http_header> extra;
+  bool close = false;              // "Connection: close"
+  bool keep_alive_header = false;  // "Connection: keep-alive" (HTTP/1.0 clients)
+};
+// Bytes needed by format_response for this head and a body of body_size bytes.
+[[nodiscard]] size_t response_size(const response_head& head, size_t body_size);
+// Writes status line, headers (with Content-Length) and body; returns bytes written.
+size_t format_response(char* out, const response_head& head, std::string_view body);
+// Head of a chunked (or, for HTTP/1.0, close-delimited) streaming response.
+[[nodiscard]] size_t stream_head_size(const response_head& head);
+size_t format_stream_head(char* out, const response_head& head, bool chunked);
+
+}  // namespace net

@@ -1,0 +1,358 @@
+#include "net/http_server.h"
+
+#include <charconv>
+#include <vector>
+
+#include "engine/byte_buffer.h"
+#include "net/http1_parser.h"
+
+namespace net {
+
+namespace {
+
+void put_error(engine::connection& conn, int status, bool close) {
+  std::string_view reason = reason_phrase(status);
+  response_head head{status, "text/plain", {}, close, false};
+  char body[64];
+  size_t bn = reason.size() < sizeof body - 1 ? reason.size() : sizeof body - 1;
+  std::memcpy(body, reason.data(), bn);
+  body[bn++] = '\n';
+  std::string_view b(body, bn);
+  char* p = conn.prepare(response_size(head, b.size()));
+  conn.commit(format_response(p, head, b));
+}
+
+}  // namespace
+
+class http_shard_handler;
+
+// Per-connection HTTP state. Lives as long as the shard (reused across connections in the same
+// engine slot), so nothing here allocates per request after warm-up.
+class http_conn final : public request_sink {
+ public:
+  http_conn(const http_limits& limits, request_handler* handler)
+      : limits_(limits), parser_(limits), handler_(handler) {
+    uint32_t cap = 2;
+    while (cap < limits.max_pipelined + 1)
+      cap *= 2;
+    mask_ = cap - 1;
+    holders_ = std::make_unique<holder[]>(cap);
+  }
+
+  void open(engine::connection& c) {
+    conn_ = &c;
+    timer_mode_ = timer_mode::idle;
+    c.set_timer(limits_.header_timeout);  // a new connection owes us a request
+  }
+
+  void closed() {
+    ++gen_;
+    conn_ = nullptr;
+    parser_.reset();
+    for (uint32_t s = write_seq_; s != next_seq_; ++s)
+      holders_[s & mask_] = holder_reset();
+    next_seq_ = write_seq_ = 0;
+    close_after_ = draining_ = false;
+    timer_mode_ = timer_mode::none;
+  }
+
+  void data(std::span<const char> bytes) {
+    int st = parser_.feed(bytes, *this);
+    if (st != 0) send_error(st);
+    update_timer();
+  }
+
+  void eof() {
+    if (write_seq_ == next_seq_) {
+      conn_->close();
+    } else {
+      close_after_ = true;  // answer what was asked, then close
+    }
+  }
+
+  void shutdown() {
+    draining_ = true;
+    if (write_seq_ == next_seq_ && !parser_.in_request()) conn_->close();
+  }
+
+  void timer() {
+    if (timer_mode_ == timer_mode::header && parser_.in_request()) {
+      parser_.reset();
+      send_error(408);
+      return;
+    }
+    if (timer_mode_ != timer_mode::none && write_seq_ == next_seq_) conn_->close();
+  }
+
+  // request_sink
+  bool on_parsed(const http_request& req) override {
+    timer_mode_ = timer_mode::none;  // the next request gets a fresh header timeout
+    uint32_t seq = next_seq_++;
+    holder& h = holders_[seq & mask_];
+    if (next_seq_ - write_seq_ > limits_.max_pipelined) {
+      h.close = true;
+      close_after_ = true;
+      response_slot(this, gen_, seq).respond(503, "text/plain", "too many pipelined requests\n");
+      return false;
+    }
+    h.close = !req.keep_alive || draining_;
+    h.http10 = req.version < 11;
+    bool stop = h.close;
+    if (stop) close_after_ = true;
+    handler_->on_request(req, response_slot(this, gen_, seq));
+    return !stop && conn_ != nullptr && conn_->is_open();
+  }
+
+  // ---- used by response_slot ----
+  struct holder {
+    engine::byte_buffer buf;  // output held until earlier answers are complete
+    bool done = false;
+    bool close = false;
+    bool http10 = false;
+    bool chunked = false;
+    bool started = false;
+  };
+  static holder holder_reset() { return holder{}; }
+
+  [[nodiscard]] bool valid(uint32_t gen, uint32_t seq) const {
+    return conn_ != nullptr && gen == gen_ && seq - write_seq_ < next_seq_ - write_seq_ &&
+           !holders_[seq & mask_].done;
+  }
+  holder& at(uint32_t seq) { return holders_[seq & mask_]; }
+
+  // Whether the answer to seq ends the connection: asked for, or the last one owed while
+  // stopping (or after the peer's EOF). Marks it so complete() closes.
+  bool ends_connection(uint32_t seq) {
+    holder& h = at(seq);
+    if (!h.close && (draining_ || close_after_) && seq + 1 == next_seq_ && !parser_.in_request())
+      h.close = true;
+    return h.close;
+  }
+
+  char* prepare(uint32_t seq, size_t n) {
+    return seq == write_seq_ ? conn_->prepare(n) : at(seq).buf.prepare(n);
+  }
+  void commit(uint32_t seq, size_t n) {
+    if (seq == write_seq_) {
+      conn_->commit(n);
+    } else {
+      at(seq).buf.commit(n);
+    }
+  }
+
+  void complete(uint32_t seq) {
+    holder& h = at(seq);
+    if (seq != write_seq_) {
+      h.done = true;
+      return;
+    }
+    bool close = h.close;
+    h.done = h.close = h.chunked = h.started = false;
+    ++write_seq_;
+    if (close) {
+      finish_close();
+      return;
+    }
+    promote();
+  }
+
+ private:
+  enum class timer_mode : uint8_t { none, header, idle };
+
+  // The head answer completed: move held answers out, in order.
+  void promote() {
+    while (write_seq_ != next_seq_) {
+      holder& h = at(write_seq_);
+      if (!h.buf.empty()) {
+        conn_->send(h.buf.view());
+        h.buf.clear();
+      }
+      if (!h.done) return;  // now the head: its further writes go straight out
+      bool close = h.close;
+      h.done = h.close = h.chunked = h.started = false;
+      ++write_seq_;
+      if (close) {
+        finish_close();
+        return;
+      }
+    }
+    if (close_after_ || draining_) {
+      if (!parser_.in_request() || close_after_) conn_->close();
+    }
+  }
+
+  void finish_close() {
+    for (uint32_t s = write_seq_; s != next_seq_; ++s)
+      holders_[s & mask_] = holder_reset();
+    write_seq_ = next_seq_;
+    conn_->close();
+  }
+
+  void send_error(int status) {
+    close_after_ = true;
+    uint32_t seq = next_seq_++;
+    at(seq).close = true;
+    std::string_view reason = reason_phrase(status);
+    char body[64];
+    size_t bn = reason.size() < sizeof body - 1 ? reason.size() : sizeof body - 1;
+    std::memcpy(body, reason.data(), bn);
+    body[bn++] = '\n';
+    response_slot(this, gen_, seq).respond(status, "text/plain", std::string_view(body, bn));
+  }
+
+  void update_timer() {
+    if (conn_ == nullptr || !conn_->is_open()) return;
+    if (parser_.in_request()) {
+      if (timer_mode_ != timer_mode::header) {
+        timer_mode_ = timer_mode::header;
+        conn_->set_timer(limits_.header_timeout);
+      }
+    } else if (write_seq_ != next_seq_) {
+      timer_mode_ = timer_mode::none;  // waiting on us, not on the client
+      conn_->cancel_timer();
+    } else {
+      timer_mode_ = timer_mode::idle;
+      conn_->set_timer(limits_.idle_timeout);  // extending a deadline is O(1)
+    }
+  }
+
+  const http_limits limits_;
+  http1_parser parser_;
+  request_handler* handler_;
+  engine::connection* conn_ = nullptr;
+  uint32_t gen_ = 1;
+  uint32_t next_seq_ = 0;   // sequence number of the next parsed request
+  uint32_t write_seq_ = 0;  // the request whose answer goes straight to the socket
+  std::unique_ptr<holder[]> holders_;
+  uint32_t mask_ = 0;
+  bool close_after_ = false;
+  bool draining_ = false;
+  timer_mode timer_mode_ = timer_mode::none;
+};
+
+// ---- response_slot ----
+
+bool response_slot::valid() const {
+  return conn_ != nullptr && conn_->valid(gen_, seq_);
+}
+
+void response_slot::respond(int status, std::string_view content_type, std::string_view body,
+                            std::span<const http_header> extra) {
+  if (!valid()) return;
+  http_conn::holder& h = conn_->at(seq_);
+  if (h.started) return;
+  bool close = conn_->ends_connection(seq_);
+  response_head head{status, content_type, extra, close, h.http10 && !close};
+  char* p = conn_->prepare(seq_, response_size(head, body.size()));
+  conn_->commit(seq_, format_response(p, head, body));
+  conn_->complete(seq_);
+}
+
+void response_slot::begin(int status, std::string_view content_type,
+                          std::span<const http_header> extra) {
+  if (!valid()) return;
+  http_conn::holder& h = conn_->at(seq_);
+  if (h.started) return;
+  h.started = true;
+  h.chunked = !h.http10;
+  if (h.http10) h.close = true;  // HTTP/1.0: the end of the body is the end of the connection
+  response_head head{status, content_type, extra, conn_->ends_connection(seq_), false};
+  char* p = conn_->prepare(seq_, stream_head_size(head));
+  conn_->commit(seq_, format_stream_head(p, head, h.chunked));
+}
+
+void response_slot::write(std::string_view data) {
+  if (data.empty() || !valid()) return;
+  http_conn::holder& h = conn_->at(seq_);
+  if (!h.started) return;
+  if (!h.chunked) {
+    char* p = conn_->prepare(seq_, data.size());
+    std::memcpy(p, data.data(), data.size());
+    conn_->commit(seq_, data.size());
+    return;
+  }
+  char* p = conn_->prepare(seq_, 16 + 2 + data.size() + 2);
+  char* q = std::to_chars(p, p + 16, data.size(), 16).ptr;
+  *q++ = '\r';
+  *q++ = '\n';
+  std::memcpy(q, data.data(), data.size());
+  q += data.size();
+  *q++ = '\r';
+  *q++ = '\n';
+  conn_->commit(seq_, size_t(q - p));
+}
+
+void response_slot::finish() {
+  if (!valid()) return;
+  http_conn::holder& h = conn_->at(seq_);
+  if (!h.started) return;
+  if (h.chunked) {
+    char* p = conn_->prepare(seq_, 5);
+    std::memcpy(p, "0\r\n\r\n", 5);
+    conn_->commit(seq_, 5);
+  }
+  conn_->complete(seq_);
+}
+
+// ---- the engine handler ----
+
+class http_shard_handler final : public engine::connection_handler {
+ public:
+  http_shard_handler(const http_limits& limits, std::unique_ptr<request_handler> handler)
+      : limits_(limits), handler_(std::move(handler)) {}
+
+  void on_open(engine::connection& conn) override {
+    if (conn.overloaded()) {
+      put_error(conn, 503, true);
+      conn.close();
+      return;
+    }
+    uint32_t i = conn.index();
+    if (i >= conns_.size()) conns_.resize(i + 1);
+    if (!conns_[i]) conns_[i] = std::make_unique<http_conn>(limits_, handler_.get());  // warm-up
+    conn.user = conns_[i].get();
+    conns_[i]->open(conn);
+  }
+  void on_data(engine::connection& conn, std::span<const char> bytes) override {
+    if (conn.user != nullptr) static_cast<http_conn*>(conn.user)->data(bytes);
+  }
+  void on_eof(engine::connection& conn) override {
+    if (conn.user != nullptr) {
+      static_cast<http_conn*>(conn.user)->eof();
+    } else {
+      conn.close();
+    }
+  }
+  void on_timer(engine::connection& conn) override {
+    if (conn.user != nullptr) static_cast<http_conn*>(conn.user)->timer();
+  }
+  void on_shutdown(engine::connection& conn) override {
+    if (conn.user != nullptr) {
+      static_cast<http_conn*>(conn.user)->shutdown();
+    } else {
+      conn.close();
+    }
+  }
+  void on_closed(engine::connection& conn) override {
+    if (conn.user != nullptr) static_cast<http_conn*>(conn.user)->closed();
+  }
+
+ private:
+  const http_limits limits_;
+  std::unique_ptr<request_handler> handler_;
+  std::vector<std::unique_ptr<http_conn>> conns_;  // by engine slot index, reused
+};
+
+void apply_limits(const http_limits& limits, engine::runtime_config& config) {
+  config.shard.max_connections = limits.max_connections;
+}
+
+engine::handler_factory make_http_factory(const http_limits& limits,
+                                          request_handler_factory handlers) {
+  return [limits, handlers = std::move(handlers)](
+             engine::shard& s) -> std::unique_ptr<engine::connection_handler> {
+    return std::make_unique<http_shard_handler>(limits, handlers(s));
+  };
+}
+
+}  // namespace net

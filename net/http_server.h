@@ -1,0 +1,84 @@
+#pragma once
+// HTTP/1.1 server on the engine: wires engine connections to the HTTP/1.1 parser and to a
+// request_handler written by the layer above. One http_shard_handler per shard; everything is
+// used only from that shard's thread.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "engine/runtime.h"
+#include "net/http1.h"
+
+namespace net {
+
+class http_conn;
+
+// The answer to one request. Cheap to copy; may be kept and answered later on the same shard
+// (e.g. after an upstream answers). Answers go out in request order: an answer for a later
+// pipelined request is held until the ones before it are complete. Every request must be
+// answered exactly once (respond, or begin/write.../finish); calls on a slot whose connection
+// has gone are ignored.
+class response_slot {
+ public:
+  response_slot() = default;
+
+  // The connection is still there and waiting for this answer.
+  [[nodiscard]] bool valid() const;
+
+  // A complete response with Content-Length. Common case (answer inline, nothing pending
+  // before it): formatted straight into the connection's output buffer. Does not allocate
+  // after warm-up.
+  void respond(int status, std::string_view content_type, std::string_view body,
+               std::span<const http_header> extra = {});
+
+  // Streaming response: chunked for HTTP/1.1 (close-delimited for HTTP/1.0).
+  void begin(int status, std::string_view content_type, std::span<const http_header> extra = {});
+  void write(std::string_view data);  // one chunk; empty data is ignored
+  void finish();
+
+ private:
+  friend class http_conn;
+  response_slot(http_conn* c, uint32_t gen, uint32_t seq) : conn_(c), gen_(gen), seq_(seq) {}
+  http_conn* conn_ = nullptr;
+  uint32_t gen_ = 0;
+  uint32_t seq_ = 0;
+};
+
+class request_handler {
+ public:
+  virtual ~request_handler() = default;
+  // req's views are valid only during this call. Answer through slot, now or later.
+  virtual void on_request(const http_request& req, response_slot slot) = 0;
+};
+
+// Called on each shard's thread.
+using request_handler_factory = std::function<std::unique_ptr<request_handler>(engine::shard&)>;
+
+// Puts the HTTP limits that the engine enforces (connections per shard) into the config.
+void apply_limits(const http_limits& limits, engine::runtime_config& config);
+
+// The engine handler factory that serves HTTP/1.1 with the given limits and handlers.
+[[nodiscard]] engine::handler_factory make_http_factory(const http_limits& limits,
+                                                        request_handler_factory handlers);
+
+// Convenience: runtime + HTTP.
+class http_server {
+ public:
+  [[nodiscard]] engine::status start(engine::runtime_config config, const http_limits& limits,
+                                     request_handler_factory handlers) {
+    apply_limits(limits, config);
+    return runtime_.start(config, make_http_factory(limits, std::move(handlers)));
+  }
+  [[nodiscard]] engine::runtime& runtime() { return runtime_; }
+  [[nodiscard]] uint16_t port() const { return runtime_.port(); }
+  void stop(std::chrono::milliseconds grace) { runtime_.stop(grace); }
+  void join() { runtime_.join(); }
+
+ private:
+  engine::runtime runtime_;
+};
+
+}  // namespace net

@@ -1,0 +1,248 @@
+#include "net/http1_parser.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace net {
+namespace {
+
+struct seen {
+  std::string method, target, host, content_type, mcp_session_id, body;
+  unsigned version;
+  bool keep_alive;
+  size_t nheaders;
+  const char* body_ptr;
+};
+
+struct collect : request_sink {
+  std::vector<seen> reqs;
+  bool stop_after_first = false;
+  bool on_parsed(const http_request& r) override {
+    reqs.push_back({std::string(r.method), std::string(r.target), std::string(r.host),
+                    std::string(r.content_type), std::string(r.mcp_session_id), std::string(r.body),
+                    r.version, r.keep_alive, r.headers.size(), r.body.data()});
+    return !stop_after_first;
+  }
+};
+
+// Feeds s (copied into a padded buffer, like a provided buffer) in pieces of n bytes.
+int feed(http1_parser& p, collect& c, std::string_view s, size_t n = ~size_t(0)) {
+  int st = 0;
+  for (size_t i = 0; i < s.size() && st == 0; i += n) {
+    std::string piece(s.substr(i, n));
+    piece.append(64, '\0');  // padding slack
+    st = p.feed(std::span<const char>(piece.data(), std::min(n, s.size() - i)), c);
+  }
+  return st;
+}
+
+const http_limits kLimits{};
+
+TEST(http1_parser, get_with_headers) {
+  http1_parser p(kLimits);
+  collect c;
+  ASSERT_EQ(feed(p, c, "GET /mcp HTTP/1.1\r\nHost: a\r\nMcp-Session-Id: s1\r\nX-Other: y\r\n\r\n"),
+            0);
+  ASSERT_EQ(c.reqs.size(), 1u);
+  EXPECT_EQ(c.reqs[0].method, "GET");
+  EXPECT_EQ(c.reqs[0].target, "/mcp");
+  EXPECT_EQ(c.reqs[0].host, "a");
+  EXPECT_EQ(c.reqs[0].mcp_session_id, "s1");
+  EXPECT_EQ(c.reqs[0].nheaders, 3u);
+  EXPECT_TRUE(c.reqs[0].keep_alive);
+  EXPECT_FALSE(p.in_request());
+}
+
+TEST(http1_parser, content_length_body_is_parsed_in_place) {
+  http1_parser p(kLimits);
+  collect c;
+  std::string buf =
+      "POST /v1/decide HTTP/1.1\r\nContent-Length: 5\r\nContent-Type: a/b\r\n\r\nhello";
+  buf.append(64, '\0');
+  ASSERT_EQ(p.feed(std::span<const char>(buf.data(), buf.size() - 64), c), 0);
+  ASSERT_EQ(c.reqs.size(), 1u);
+  EXPECT_EQ(c.reqs[0].body, "hello");
+  EXPECT_EQ(c.reqs[0].content_type, "a/b");
+  EXPECT_EQ(c.reqs[0].body_ptr, buf.data() + buf.size() - 64 - 5);  // no copy
+}
+
+TEST(http1_parser, pipelined_requests_in_one_feed_in_order) {
+  http1_parser p(kLimits);
+  collect c;
+  std::string s;
+  for (int i = 0; i < 16; ++i) {
+    std::string body = "{\"i\":" + std::to_string(i) + "}";
+    s += "POST /r" + std::to_string(i) +
+         " HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  ASSERT_EQ(feed(p, c, s), 0);
+  ASSERT_EQ(c.reqs.size(), 16u);
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_EQ(c.reqs[size_t(i)].target, "/r" + std::to_string(i));
+    EXPECT_EQ(c.reqs[size_t(i)].body, "{\"i\":" + std::to_string(i) + "}");
+  }
+}
+
+TEST(http1_parser, one_byte_feeds_give_the_same_requests) {
+  std::string s =
+      "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world"
+      "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n "
+      "world\r\n0\r\n\r\n"
+      "GET /c HTTP/1.1\r\n\r\n";
+  for (size_t step : {1u, 2u, 3u, 7u, 13u, 64u}) {
+    http1_parser p(kLimits);
+    collect c;
+    ASSERT_EQ(feed(p, c, s, step), 0) << step;
+    ASSERT_EQ(c.reqs.size(), 3u) << step;
+    EXPECT_EQ(c.reqs[0].target, "/a");
+    EXPECT_EQ(c.reqs[0].host, "h");
+    EXPECT_EQ(c.reqs[0].body, "hello world");
+    EXPECT_EQ(c.reqs[1].target, "/b");
+    EXPECT_EQ(c.reqs[1].body, "hello world");
+    EXPECT_EQ(c.reqs[2].method, "GET");
+    EXPECT_EQ(c.reqs[2].target, "/c");
+    EXPECT_FALSE(p.in_request());
+  }
+}
+
+TEST(http1_parser, partial_request_is_reported) {
+  http1_parser p(kLimits);
+  collect c;
+  ASSERT_EQ(feed(p, c, "GET / HTTP/1.1\r\nHo"), 0);
+  EXPECT_TRUE(p.in_request());
+  EXPECT_TRUE(c.reqs.empty());
+  ASSERT_EQ(feed(p, c, "st: x\r\n\r\n"), 0);
+  ASSERT_EQ(c.reqs.size(), 1u);
+  EXPECT_EQ(c.reqs[0].host, "x");
+}
+
+TEST(http1_parser, http10_closes_unless_keep_alive) {
+  http1_parser p(kLimits);
+  collect c;
+  ASSERT_EQ(feed(p, c,
+                 "GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                 "GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            0);
+  ASSERT_EQ(c.reqs.size(), 3u);
+  EXPECT_EQ(c.reqs[0].version, 10u);
+  EXPECT_FALSE(c.reqs[0].keep_alive);
+  EXPECT_TRUE(c.reqs[1].keep_alive);
+  EXPECT_FALSE(c.reqs[2].keep_alive);
+}
+
+TEST(http1_parser, sink_can_stop_parsing) {
+  http1_parser p(kLimits);
+  collect c;
+  c.stop_after_first = true;
+  ASSERT_EQ(feed(p, c, "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n"), 0);
+  EXPECT_EQ(c.reqs.size(), 1u);
+}
+
+struct bad_case {
+  const char* name;
+  const char* request;
+  int status;
+};
+
+class http1_parser_bad : public testing::TestWithParam<bad_case> {};
+
+TEST_P(http1_parser_bad, is_refused_after_earlier_requests) {
+  for (size_t step : {size_t(1), ~size_t(0)}) {
+    http1_parser p(kLimits);
+    collect c;
+    std::string s = std::string("GET /ok HTTP/1.1\r\n\r\n") + GetParam().request;
+    EXPECT_EQ(feed(p, c, s, step), GetParam().status) << GetParam().name << " step " << step;
+    ASSERT_EQ(c.reqs.size(), 1u) << GetParam().name;
+    EXPECT_EQ(c.reqs[0].target, "/ok");
+  }
+}
+
+const bad_case kBad[] = {
+    {"cl_and_te", "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+     400},
+    {"te_and_cl", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+     400},
+    {"two_cl", "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
+    {"cl_list", "POST / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\nab", 400},
+    {"cl_not_number", "POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\nab", 400},
+    {"cl_negative", "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400},
+    {"bad_chunk_size", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+     400},
+    {"chunk_overflow",
+     "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nab\r\n", 400},
+    {"obs_fold", "GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n", 400},
+    {"obs_fold_tab", "GET / HTTP/1.1\r\nX-A: a\r\n\tb\r\n\r\n", 400},
+    {"leading_space_line", "GET / HTTP/1.1\r\n X-A: a\r\n\r\n", 400},
+    {"te_gzip", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+    {"te_gzip_chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+     400},
+    {"te_twice",
+     "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+    {"te_http10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+    {"bad_header_name", "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400},
+    {"header_name_colon_space", "GET / HTTP/1.1\r\nX-A : x\r\n\r\n", 400},
+    {"bad_header_value", "GET / HTTP/1.1\r\nX-A: a\x01z\r\n\r\n", 400},
+    {"bare_lf_value", "GET / HTTP/1.1\r\nX-A: a\nX-B: b\r\n\r\n", 400},
+    {"post_without_length", "POST / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+    {"two_hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+    {"bad_version", "GET / HTTP/2.0\r\n\r\n", 400},
+    {"bad_method", "G(T / HTTP/1.1\r\n\r\n", 400},
+};
+
+INSTANTIATE_TEST_SUITE_P(smuggling, http1_parser_bad, testing::ValuesIn(kBad),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(http1_parser, header_limit_gives_431) {
+  http_limits l;
+  l.max_header_bytes = 256;
+  http1_parser p(l);
+  collect c;
+  std::string s = "GET / HTTP/1.1\r\nX-Big: " + std::string(300, 'a') + "\r\n\r\n";
+  EXPECT_EQ(feed(p, c, s), 431);
+  http1_parser p2(l);
+  EXPECT_EQ(feed(p2, c, s, 1), 431);  // also when it trickles in
+}
+
+TEST(http1_parser, too_many_headers_gives_431) {
+  http1_parser p(kLimits);
+  collect c;
+  std::string s = "GET / HTTP/1.1\r\n";
+  for (size_t i = 0; i <= kMaxHeaders; ++i)
+    s += "X-H" + std::to_string(i) + ": v\r\n";
+  s += "\r\n";
+  EXPECT_EQ(feed(p, c, s), 431);
+}
+
+TEST(http1_parser, body_limit_gives_413) {
+  http_limits l;
+  l.max_body_bytes = 10;
+  http1_parser p(l);
+  collect c;
+  EXPECT_EQ(feed(p, c, "POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n"), 413);
+  http1_parser p2(l);
+  EXPECT_EQ(feed(p2, c,
+                 "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n"
+                 "8\r\n12345678\r\n0\r\n\r\n"),
+            413);
+}
+
+TEST(http1_parser, body_across_feeds_is_contiguous_and_headers_survive) {
+  http1_parser p(kLimits);
+  collect c;
+  std::string body(5000, 'b');
+  std::string s =
+      "POST /big HTTP/1.1\r\nHost: hh\r\nContent-Type: application/json\r\n"
+      "Content-Length: 5000\r\n\r\n" +
+      body + "GET /next HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(feed(p, c, s, 4096), 0);
+  ASSERT_EQ(c.reqs.size(), 2u);
+  EXPECT_EQ(c.reqs[0].host, "hh");
+  EXPECT_EQ(c.reqs[0].content_type, "application/json");
+  EXPECT_EQ(c.reqs[0].body, body);
+  EXPECT_EQ(c.reqs[1].target, "/next");
+}
+
+}  // namespace
+}  // namespace net
