@@ -47,7 +47,10 @@ acquire_result limiter_shard::acquire(std::span<const limit_request> requests, i
     if (e.window_end_ns != end) {  // a new window for this key
       e.window_end_ns = end;
       e.used = 0;
-      e.budget = source_ != nullptr ? source_->budget(r.key, end, r.max) : r.max;
+      // Counting alone there is no lease: each request's own max bounds the shared count
+      // (limits naming one counter may differ in max), so the budget must not pin the
+      // max of whichever request opened the window.
+      e.budget = source_ != nullptr ? source_->budget(r.key, end, r.max) : UINT32_MAX;
     }
     if (e.used >= std::min(e.budget, r.max)) {
       const int64_t wait = end - now_ns;

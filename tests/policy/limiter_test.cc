@@ -102,6 +102,20 @@ TEST(LimiterTest, KeysCountIndependently) {
   EXPECT_EQ(acquire_one(l, c, kT0).what, acquire_result::status::ok);
 }
 
+TEST(LimiterTest, EachRequestChecksItsOwnMaxAgainstTheSharedCount) {
+  // Two limits naming one counter (one key) with different max: the count is shared and
+  // each checks its own max, whichever came first in the window.
+  limiter_shard l;
+  const limit_request low = req(1, kMinute, 2);
+  const limit_request high = req(1, kMinute, 3);
+  EXPECT_EQ(acquire_one(l, low, kT0).what, acquire_result::status::ok);
+  EXPECT_EQ(acquire_one(l, high, kT0).what, acquire_result::status::ok);
+  EXPECT_EQ(acquire_one(l, low, kT0).what, acquire_result::status::limited);
+  EXPECT_EQ(acquire_one(l, high, kT0).what, acquire_result::status::ok);
+  EXPECT_EQ(acquire_one(l, high, kT0).what, acquire_result::status::limited);
+  EXPECT_EQ(l.used(low.key, kMinute, kT0), 3u);
+}
+
 TEST(LimiterTest, AcquireIsAllOrNothing) {
   limiter_shard l;
   const limit_request roomy = req(1, kMinute, 100);
