@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-namespace engine {
+namespace sluice::engine {
 
 buffer_ring::~buffer_ring() {
   if (br_ != nullptr) munmap(br_, ring_bytes_);
@@ -42,4 +42,4 @@ std::string buffer_ring::init(io_uring* ring, uint16_t group, uint32_t count,
   return {};
 }
 
-}  // namespace engine
+}  // namespace sluice::engine

@@ -13,7 +13,7 @@
 
 #include "engine/byte_buffer.h"
 
-namespace engine {
+namespace sluice::engine {
 
 class buffer_ring {
  public:
@@ -53,4 +53,4 @@ class buffer_ring {
   uint16_t group_ = 0;
 };
 
-}  // namespace engine
+}  // namespace sluice::engine

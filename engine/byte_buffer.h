@@ -10,7 +10,7 @@
 #include <span>
 #include <string_view>
 
-namespace engine {
+namespace sluice::engine {
 
 inline constexpr size_t kPadding = 64;  // == SIMDJSON_PADDING
 
@@ -75,4 +75,4 @@ class byte_buffer {
   size_t cap_ = 0;
 };
 
-}  // namespace engine
+}  // namespace sluice::engine

@@ -13,7 +13,7 @@
 
 #include "engine/byte_buffer.h"
 
-namespace engine {
+namespace sluice::engine {
 
 class shard;
 class connection;
@@ -134,4 +134,4 @@ class connection {
   __kernel_timespec connect_ts_{};
 };
 
-}  // namespace engine
+}  // namespace sluice::engine

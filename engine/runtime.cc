@@ -9,7 +9,7 @@
 #include <cstring>
 #include <future>
 
-namespace engine {
+namespace sluice::engine {
 
 namespace {
 
@@ -163,4 +163,4 @@ void runtime::join() {
   threads_.clear();
 }
 
-}  // namespace engine
+}  // namespace sluice::engine

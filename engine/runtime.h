@@ -17,7 +17,7 @@
 #include "engine/shard.h"
 #include "engine/status.h"
 
-namespace engine {
+namespace sluice::engine {
 
 struct runtime_config {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
@@ -62,4 +62,4 @@ class runtime {
   uint16_t port_ = 0;
 };
 
-}  // namespace engine
+}  // namespace sluice::engine

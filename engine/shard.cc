@@ -12,7 +12,7 @@
 
 #include "engine/user_data.h"
 
-namespace engine {
+namespace sluice::engine {
 
 namespace {
 
@@ -577,4 +577,4 @@ void shard::arm_timer_if_needed() {
   io_uring_sqe_set_data64(sqe, pack_user_data(op_kind::timer, 0, armed_gen_));
 }
 
-}  // namespace engine
+}  // namespace sluice::engine

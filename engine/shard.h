@@ -15,7 +15,7 @@
 #include "engine/connection.h"
 #include "engine/status.h"
 
-namespace engine {
+namespace sluice::engine {
 
 struct shard_config {
   uint32_t max_connections = 10000;  // accepted connections; over it: on_open with overloaded()
@@ -124,4 +124,4 @@ class shard {
   int64_t drain_deadline_ = 0;
 };
 
-}  // namespace engine
+}  // namespace sluice::engine

@@ -2,7 +2,7 @@
 
 #include <pthread.h>
 
-namespace engine {
+namespace sluice::engine {
 
 namespace {
 sigset_t shutdown_set() {
@@ -29,4 +29,4 @@ int wait_for_shutdown_signal() {
   return sig;
 }
 
-}  // namespace engine
+}  // namespace sluice::engine

@@ -5,7 +5,7 @@
 
 #include <csignal>
 
-namespace engine {
+namespace sluice::engine {
 
 // Blocks SIGINT, SIGTERM and SIGHUP (to be waited for) and SIGPIPE (ignored for good) in the
 // calling thread. Call before starting any thread.
@@ -14,4 +14,4 @@ void block_shutdown_signals();
 // Waits until SIGINT, SIGTERM or SIGHUP arrives; returns the signal number.
 [[nodiscard]] int wait_for_shutdown_signal();
 
-}  // namespace engine
+}  // namespace sluice::engine

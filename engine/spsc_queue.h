@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace engine {
+namespace sluice::engine {
 
 inline constexpr size_t kCacheLine = 64;
 
@@ -102,4 +102,4 @@ class spsc_queue {
   std::unique_ptr<slot[]> slots_;
 };
 
-}  // namespace engine
+}  // namespace sluice::engine

@@ -4,7 +4,7 @@
 #include <string>
 #include <utility>
 
-namespace engine {
+namespace sluice::engine {
 
 class [[nodiscard]] status {
  public:
@@ -18,4 +18,4 @@ class [[nodiscard]] status {
   std::string message_;
 };
 
-}  // namespace engine
+}  // namespace sluice::engine

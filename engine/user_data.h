@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace engine {
+namespace sluice::engine {
 
 enum class op_kind : uint8_t {
   none = 0,
@@ -34,4 +34,4 @@ inline constexpr uint32_t kMaxSlots = 1u << 24;
   return uint32_t(ud);
 }
 
-}  // namespace engine
+}  // namespace sluice::engine

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cstring>
 
-namespace net {
+namespace sluice::net {
 
 std::string_view reason_phrase(int status) {
   switch (status) {
@@ -142,4 +142,4 @@ size_t format_stream_head(char* out, const response_head& head, bool chunked) {
   return size_t(p - out);
 }
 
-}  // namespace net
+}  // namespace sluice::net

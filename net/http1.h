@@ -8,7 +8,7 @@
 #include <span>
 #include <string_view>
 
-namespace net {
+namespace sluice::net {
 
 struct http_header {
   std::string_view name;
@@ -71,4 +71,4 @@ size_t format_response(char* out, const response_head& head, std::string_view bo
 [[nodiscard]] size_t stream_head_size(const response_head& head);
 size_t format_stream_head(char* out, const response_head& head, bool chunked);
 
-}  // namespace net
+}  // namespace sluice::net

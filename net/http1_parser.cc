@@ -8,7 +8,7 @@
 
 #include "engine/byte_buffer.h"
 
-namespace net {
+namespace sluice::net {
 
 namespace http = boost::beast::http;
 using boost::beast::error_code;
@@ -358,4 +358,4 @@ void http1_parser::reset() {
   impl_->stopped_ = false;
 }
 
-}  // namespace net
+}  // namespace sluice::net

@@ -13,7 +13,7 @@
 
 #include "net/http1.h"
 
-namespace net {
+namespace sluice::net {
 
 // Receives each complete request; returns false to stop parsing (e.g. the connection will
 // close after this request): the remaining input is dropped.
@@ -48,4 +48,4 @@ class http1_parser {
   std::unique_ptr<impl> impl_;
 };
 
-}  // namespace net
+}  // namespace sluice::net

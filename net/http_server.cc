@@ -6,7 +6,7 @@
 #include "engine/byte_buffer.h"
 #include "net/http1_parser.h"
 
-namespace net {
+namespace sluice::net {
 
 namespace {
 
@@ -355,4 +355,4 @@ engine::handler_factory make_http_factory(const http_limits& limits,
   };
 }
 
-}  // namespace net
+}  // namespace sluice::net

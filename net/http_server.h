@@ -12,7 +12,7 @@
 #include "engine/runtime.h"
 #include "net/http1.h"
 
-namespace net {
+namespace sluice::net {
 
 class http_conn;
 
@@ -81,4 +81,4 @@ class http_server {
   engine::runtime runtime_;
 };
 
-}  // namespace net
+}  // namespace sluice::net

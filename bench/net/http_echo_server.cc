@@ -10,6 +10,7 @@
 #include "net/http_server.h"
 
 namespace {
+using namespace sluice;
 
 constexpr std::string_view kDecision =
     R"({"decision":"allow","tool":"read_file","rule":"/tools/read_file","reason":""})";

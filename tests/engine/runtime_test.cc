@@ -10,7 +10,7 @@
 #include "engine/signals.h"
 #include "tests/engine/test_client.h"
 
-namespace engine {
+namespace sluice::engine {
 namespace {
 
 using namespace std::chrono_literals;
@@ -250,4 +250,4 @@ TEST(signals, blocked_signal_is_waited_for) {
 }
 
 }  // namespace
-}  // namespace engine
+}  // namespace sluice::engine

@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-namespace engine {
+namespace sluice::engine {
 namespace {
 
 TEST(spsc_queue, rounds_capacity_up_to_power_of_two) {
@@ -83,4 +83,4 @@ TEST(spsc_queue, two_threads_transfer_everything_in_order) {
 }
 
 }  // namespace
-}  // namespace engine
+}  // namespace sluice::engine

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace net {
+namespace sluice::net {
 namespace {
 
 struct seen {
@@ -245,4 +245,4 @@ TEST(http1_parser, body_across_feeds_is_contiguous_and_headers_survive) {
 }
 
 }  // namespace
-}  // namespace net
+}  // namespace sluice::net

@@ -9,7 +9,7 @@
 
 #include "tests/engine/test_client.h"
 
-namespace net {
+namespace sluice::net {
 namespace {
 
 using namespace std::chrono_literals;
@@ -355,4 +355,4 @@ TEST_F(http_server_test, many_connections) {
 }
 
 }  // namespace
-}  // namespace net
+}  // namespace sluice::net
