@@ -67,6 +67,33 @@ simdjson::error_code read_number(od::value& v, double& out) {
   return simdjson::SUCCESS;
 }
 
+// A key as the upstream reads it: the raw bytes when it holds no escape (the common case:
+// a view into the input, no copy), else unescaped into the parser's string buffer.
+simdjson::error_code read_key(od::field& f, const char* end, std::string_view& key) {
+  const char* p = f.key().raw();
+  // Stage 1 has matched every quote, so the closing one is in the buffer.
+  const char* q = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
+  if (q == nullptr) return simdjson::STRING_ERROR;
+  if (std::memchr(p, '\\', static_cast<size_t>(q - p)) == nullptr) {
+    key = std::string_view(p, static_cast<size_t>(q - p));
+    return simdjson::SUCCESS;
+  }
+  return f.unescaped_key().get(key);
+}
+
+// A string value, the same way: zero-copy unless it holds an escape.
+simdjson::error_code read_string(od::value& v, const char* end, std::string_view& out) {
+  const std::string_view token = v.raw_json_token();  // from the opening quote; does not consume
+  const char* p = token.data() + 1;
+  const char* q = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
+  if (q == nullptr) return simdjson::STRING_ERROR;
+  if (std::memchr(p, '\\', static_cast<size_t>(q - p)) != nullptr) return v.get_string().get(out);
+  od::raw_json_string raw;
+  if (auto e = v.get_raw_json_string().get(raw)) return e;
+  out = std::string_view(p, static_cast<size_t>(q - p));
+  return simdjson::SUCCESS;
+}
+
 }  // namespace
 
 // What one message's walk collects before it is classified.
@@ -93,6 +120,7 @@ struct message_reader::impl {
   const arg_trie* trie = nullptr;
   std::vector<uint8_t> seen;  // per trie node: seen in this message's arguments
   message* cur = nullptr;
+  const char* end = nullptr;  // end of the input: string scans stop here
 
   // A fatal error ends the read: the body as a whole is invalid.
   bool fatal(rpc_error e, std::string_view text) {
@@ -131,7 +159,7 @@ struct message_reader::impl {
           od::field f;
           if (auto e = std::move(fr).get(f)) return json_error(e);
           std::string_view key;
-          if (auto e = f.unescaped_key().get(key)) return json_error(e);
+          if (auto e = read_key(f, end, key)) return json_error(e);
           if (!skip(f.value(), depth + 1)) return false;
         }
         return true;
@@ -148,7 +176,7 @@ struct message_reader::impl {
       }
       case od::json_type::string: {
         std::string_view s;
-        if (auto e = v.get_string().get(s)) return json_error(e);
+        if (auto e = read_string(v, end, s)) return json_error(e);
         return true;
       }
       case od::json_type::number: {
@@ -177,7 +205,7 @@ struct message_reader::impl {
     if (auto e = v.type().get(t)) return json_error(e);
     is_string = t == od::json_type::string;
     if (!is_string) return skip(v, depth);
-    if (auto e = v.get_string().get(out)) return json_error(e);
+    if (auto e = read_string(v, end, out)) return json_error(e);
     return true;
   }
 
@@ -199,7 +227,7 @@ struct message_reader::impl {
           od::field f;
           if (auto e = std::move(fr).get(f)) return json_error(e);
           std::string_view key;
-          if (auto e = f.unescaped_key().get(key)) return json_error(e);
+          if (auto e = read_key(f, end, key)) return json_error(e);
           const uint32_t child = kids ? trie->child(node, key) : arg_trie::kNoSlot;
           if (child == arg_trie::kNoSlot) {
             if (!skip(f.value(), depth + 1)) return false;
@@ -241,7 +269,7 @@ struct message_reader::impl {
       }
       case od::json_type::string:
         av.type = arg_value::kind::string;
-        if (auto e = v.get_string().get(av.text)) return json_error(e);
+        if (auto e = read_string(v, end, av.text)) return json_error(e);
         break;
       case od::json_type::number: {
         av.type = arg_value::kind::number;
@@ -276,7 +304,7 @@ struct message_reader::impl {
       od::field f;
       if (auto e = std::move(fr).get(f)) return json_error(e);
       std::string_view key;
-      if (auto e = f.unescaped_key().get(key)) return json_error(e);
+      if (auto e = read_key(f, end, key)) return json_error(e);
       od::value fv = f.value();
       if (key == "name") {
         if (env.seen_name) invalid(rpc_error::invalid_request, "duplicate key \"name\" in params");
@@ -313,7 +341,7 @@ struct message_reader::impl {
       od::field f;
       if (auto e = std::move(fr).get(f)) return json_error(e);
       std::string_view key;
-      if (auto e = f.unescaped_key().get(key)) return json_error(e);
+      if (auto e = read_key(f, end, key)) return json_error(e);
       od::value v = f.value();
       if (key == "jsonrpc") {
         if (env.seen_jsonrpc) invalid(rpc_error::invalid_request, "duplicate key \"jsonrpc\"");
@@ -351,7 +379,7 @@ struct message_reader::impl {
       env.id = envelope::id_kind::string;
       m.id = trim_right(v.raw_json_token());
       std::string_view s;
-      if (auto e = v.get_string().get(s)) return json_error(e);
+      if (auto e = read_string(v, end, s)) return json_error(e);
       return true;
     }
     if (t == od::json_type::number) {
@@ -447,6 +475,7 @@ struct message_reader::impl {
 
   bool read(std::string_view data, const arg_trie& t) {
     trie = &t;
+    end = data.data() + data.size();
     r.slots_ = t.slot_count();
     seen.assign(t.node_count(), 0);
     if (data.size() > limits.max_bytes)
