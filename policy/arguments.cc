@@ -165,11 +165,16 @@ std::string_view canonical_key(const arg_value& v, char* scratch, std::string& b
       return {scratch, 1 + sizeof d};
     }
     case arg_value::kind::string:
-    case arg_value::kind::array:
-    case arg_value::kind::object:
-      buf.assign(1, v.type == arg_value::kind::string ? 's' : 'j');
+      buf.assign(1, 's');
       buf.append(v.text);  // reuses buf's capacity: no allocation once warm
       return buf;
+    case arg_value::kind::array:
+      // Arrays and objects have many spellings of one value (spacing, key order, number
+      // forms): rather than let a client re-spell its way past a limit, every array counts
+      // as one key and every object as another. Over-counting, never under-counting.
+      return "A";
+    case arg_value::kind::object:
+      return "O";
   }
   return "a";
 }

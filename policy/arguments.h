@@ -79,9 +79,10 @@ struct compiled_check {
 bool check_holds(const compiled_check& check, const arg_value& value, bool& fail_closed);
 
 // Canonical bytes of a value for rate-limit keys (`arg:<path>` scope), as the upstream
-// reads it: the unescaped string, a number as its double's bits (so 1, 1.0 and 1e0 are
-// one key), raw JSON for arrays and objects. `scratch` holds at least 16 bytes; the
-// first byte of the result is a type tag. Does not allocate.
+// reads it: a type tag, then the unescaped string, or a number as its double's bits (so 1,
+// 1.0 and 1e0 are one key). All arrays share one key, and all objects another: their many
+// spellings must not split a count. `scratch` holds at least 16 bytes. Does not allocate
+// once `buf` is warm.
 std::string_view canonical_key(const arg_value& value, char* scratch, std::string& buf);
 
 }  // namespace sluice::policy

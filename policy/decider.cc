@@ -53,9 +53,7 @@ const body_decision& decider::decide(std::string_view body, const identity& who,
     }
   }
   if (result_.overall.what != verdict::allow) {
-    // Nothing of this body is forwarded: no element keeps a slot.
-    for (const decision& d : decisions_)
-      release(d);
+    release_all();  // nothing of this body is forwarded: no element keeps a slot
   } else if (!result_.batch) {
     result_.overall = decisions_.front();
   }
@@ -165,6 +163,14 @@ decision decider::decide_rule(const compiled_rule& r, const message& m, const id
     d.reason = "rate limiter is full (too many live keys); refusing rather than not counting";
   }
   return d;
+}
+
+void decider::release_all() {
+  for (decision& d : decisions_) {
+    release(d);
+    d.taken_count = 0;
+  }
+  result_.overall.taken_count = 0;
 }
 
 void decider::release(const decision& d) {

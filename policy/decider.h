@@ -68,6 +68,10 @@ class decider {
   // Gives back the slots an allowed decision of the current body took (the upstream never
   // served the call: connection failure, timeout, 5xx).
   void release(const decision& d);
+  // The same for every decision of the current body; a second call gives back nothing.
+  void release_all();
+  // The `now` the current body was decided at (the window its slots were taken in).
+  int64_t decided_at() const { return taken_at_ns_; }
 
   const message_reader& reader() const { return reader_; }
 
