@@ -1,0 +1,138 @@
+#include "tools/example_server/session_registry.h"
+
+#include <sys/random.h>
+
+#include <cstring>
+#include <random>
+
+namespace sluice::example {
+
+namespace {
+
+void random_bytes(void* out, size_t n) {
+  auto* p = static_cast<unsigned char*>(out);
+  while (n > 0) {
+    ssize_t got = ::getrandom(p, n, 0);
+    if (got <= 0) {
+      // getrandom cannot fail for small requests on Linux >= 3.17 once the pool is ready; keep
+      // a fallback so a session id is never all zeros.
+      std::random_device rd;
+      for (; n > 0; --n)
+        *p++ = static_cast<unsigned char>(rd());
+      return;
+    }
+    p += got;
+    n -= size_t(got);
+  }
+}
+
+constexpr uint64_t rotl(uint64_t x, int b) {
+  return (x << b) | (x >> (64 - b));
+}
+
+// SipHash-2-4 of one 8-byte message.
+uint64_t siphash_u64(uint64_t k0, uint64_t k1, uint64_t m) {
+  uint64_t v0 = k0 ^ 0x736f6d6570736575ULL;
+  uint64_t v1 = k1 ^ 0x646f72616e646f6dULL;
+  uint64_t v2 = k0 ^ 0x6c7967656e657261ULL;
+  uint64_t v3 = k1 ^ 0x7465646279746573ULL;
+  auto round = [&] {
+    v0 += v1;
+    v1 = rotl(v1, 13);
+    v1 ^= v0;
+    v0 = rotl(v0, 32);
+    v2 += v3;
+    v3 = rotl(v3, 16);
+    v3 ^= v2;
+    v0 += v3;
+    v3 = rotl(v3, 21);
+    v3 ^= v0;
+    v2 += v1;
+    v1 = rotl(v1, 17);
+    v1 ^= v2;
+    v2 = rotl(v2, 32);
+  };
+  auto block = [&](uint64_t b) {
+    v3 ^= b;
+    round();
+    round();
+    v0 ^= b;
+  };
+  block(m);
+  block(uint64_t(8) << 56);  // final block: message length 8, no tail bytes
+  v2 ^= 0xff;
+  round();
+  round();
+  round();
+  round();
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void put_hex(char* out, uint64_t v) {
+  for (int i = 15; i >= 0; --i) {
+    out[i] = kHex[v & 0xf];
+    v >>= 4;
+  }
+}
+
+bool get_hex(std::string_view s, uint64_t& v) {
+  v = 0;
+  for (char c : s) {
+    unsigned d;
+    if (c >= '0' && c <= '9') {
+      d = unsigned(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      d = unsigned(c - 'a' + 10);
+    } else {
+      return false;
+    }
+    v = (v << 4) | d;
+  }
+  return true;
+}
+
+}  // namespace
+
+session_registry::session_registry() {
+  uint64_t k[2];
+  random_bytes(k, sizeof k);
+  k0_ = k[0];
+  k1_ = k[1];
+}
+
+uint64_t session_registry::tag(uint64_t nonce) const {
+  return siphash_u64(k0_, k1_, nonce);
+}
+
+void session_registry::make(char* out) const {
+  uint64_t nonce;
+  random_bytes(&nonce, sizeof nonce);
+  put_hex(out, nonce);
+  put_hex(out + 16, tag(nonce));
+}
+
+bool session_registry::issued(std::string_view id) const {
+  if (id.size() != kIdSize) return false;
+  uint64_t nonce, t;
+  if (!get_hex(id.substr(0, 16), nonce) || !get_hex(id.substr(16), t)) return false;
+  return tag(nonce) == t;
+}
+
+bool session_registry::valid(std::string_view id) const {
+  if (!issued(id)) return false;
+  if (!any_ended_.load(std::memory_order_acquire)) return true;
+  std::lock_guard lock(mu_);
+  return ended_.find(std::string(id)) == ended_.end();
+}
+
+bool session_registry::end(std::string_view id) {
+  if (!issued(id)) return false;
+  std::lock_guard lock(mu_);
+  bool inserted = ended_.emplace(id).second;
+  any_ended_.store(true, std::memory_order_release);
+  return inserted;
+}
+
+}  // namespace sluice::example
