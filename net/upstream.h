@@ -1,0 +1,183 @@
+#pragma once
+// Per-shard HTTP/1.1 client pool for one upstream MCP server: the gateway forwards allowed
+// requests with it and relays the answers (JSON or SSE) as they arrive. One upstream_pool per
+// shard per upstream, used only on that shard's thread; its connections are engine outgoing
+// connections of that shard (no locks, no sharing).
+//
+// One request at a time per connection (no pipelining upstream), keep-alive reuse when the
+// response allows it. A reused idle connection that fails before any response byte arrives is
+// retried once on a fresh connection (the keep-alive race: the upstream closed it while idle).
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/connection.h"
+#include "engine/shard.h"
+#include "net/http1.h"
+
+namespace sluice::net {
+
+struct http_response;
+
+struct upstream_target {
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  std::string host_header;  // "127.0.0.1:8081", sent as Host
+  std::string path;         // "/mcp" (query kept), the request target of every request
+};
+
+// Parses "http://HOST[:PORT][/PATH]": HOST an IPv4 literal, a bracketed IPv6 literal or a name
+// resolved once here with getaddrinfo (start-up only: this blocks). https:// is refused with a
+// message saying so. On failure returns false and sets error.
+[[nodiscard]] bool parse_upstream_url(std::string_view url, upstream_target& out,
+                                      std::string& error);
+
+struct upstream_options {
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds response_timeout{30000};  // from send() until the response head
+  uint32_t max_connections = 256;                     // per shard (idle + busy)
+  uint32_t max_idle = 64;                             // idle keep-alive connections kept
+  std::chrono::milliseconds idle_timeout{30000};      // idle connections are closed after this
+};
+
+enum class upstream_error : uint8_t {
+  connect_failed,
+  connect_timeout,
+  response_timeout,
+  reset,         // the upstream closed or reset the connection before the response was complete
+  bad_response,  // malformed response (framing, head over 64 KiB, ...)
+  pool_exhausted,
+  shutting_down,
+};
+[[nodiscard]] std::string_view to_string(upstream_error e);
+
+struct upstream_response_head {
+  int status = 0;
+  std::string_view content_type;
+  std::string_view mcp_session_id;
+  std::string_view mcp_protocol_version;
+  std::span<const http_header> headers;  // all, in order; views valid only during on_head
+  bool chunked_or_streaming = false;     // body length unknown in advance (chunked or until EOF)
+};
+
+// Implemented by the gateway, one per forwarded request. Callbacks come on the shard's thread,
+// never from inside send(), except on_error when the exchange cannot start (see send()).
+// Exactly one of on_end / on_error ends every exchange (unless cancel() came first); after it
+// the pool never touches the exchange again, so the callback may delete it. Callbacks may call
+// send(), cancel() and shutdown() on the pool.
+class upstream_exchange {
+ public:
+  virtual ~upstream_exchange() = default;
+  virtual void on_head(const upstream_response_head& head) = 0;
+  // De-chunked body bytes as they arrive (an SSE stream arrives piecewise). Valid only during
+  // the call.
+  virtual void on_body(std::string_view bytes) = 0;
+  // The response is complete; the connection went back to the pool if reusable.
+  virtual void on_end() = 0;
+  // Before or after on_head. detail is a short human-readable cause, valid during the call.
+  virtual void on_error(upstream_error e, std::string_view detail) = 0;
+};
+
+struct upstream_request {
+  std::string_view method;  // "POST", "GET", "DELETE" (a valid token: the caller's parser said so)
+  // Forwarded in order, except hop-by-hop ones: Connection, Keep-Alive, Transfer-Encoding, TE,
+  // Upgrade, Proxy-*, Host, Content-Length, headers named by a Connection header, and any
+  // header holding CR or LF. The pool adds Host, Content-Length and Connection: keep-alive.
+  std::span<const http_header> headers;
+  std::string_view body;  // forwarded byte for byte
+};
+
+struct upstream_counters {
+  uint64_t requests = 0;          // send() calls
+  uint64_t connects = 0;          // connections attempted
+  uint64_t connect_failures = 0;  // refused, unreachable, timed out
+  uint64_t timeouts = 0;          // connect or response timeouts
+  uint64_t resets = 0;            // closed/reset before the response was complete
+  uint64_t bad_responses = 0;
+  uint64_t reused = 0;   // exchanges sent on an idle keep-alive connection
+  uint64_t retries = 0;  // reused connection failed before any response byte: sent again
+  uint64_t exhausted = 0;
+};
+
+class upstream_pool final : private engine::connection_handler {
+ public:
+  upstream_pool(engine::shard& shard, upstream_target target, upstream_options options);
+  // The pool must outlive its connections: keep it in the shard's handler (destroyed with the
+  // shard, after the loop has ended and every connection has been closed).
+  ~upstream_pool() override;
+  upstream_pool(const upstream_pool&) = delete;
+  upstream_pool& operator=(const upstream_pool&) = delete;
+
+  // Starts an exchange on an idle connection or a new one. The request is formatted (and kept
+  // for the one retry) before returning: req's views need not outlive the call. Returns a
+  // non-zero handle for cancel(). If the exchange cannot start (pool_exhausted, shutting_down,
+  // connect_failed when no socket can be made) ex->on_error is called before send returns and
+  // send returns 0. Does not allocate once warm.
+  [[nodiscard]] uint64_t send(const upstream_request& req, upstream_exchange* ex);
+
+  // The downstream went away: no more callbacks for this exchange. Its connection is closed
+  // unless the response was already complete. Stale or zero handles are ignored.
+  void cancel(uint64_t handle);
+
+  // Stop: pending exchanges fail with shutting_down, connections are closed, later send()s
+  // fail with shutting_down.
+  void shutdown();
+
+  [[nodiscard]] size_t idle() const { return idle_count_; }
+  [[nodiscard]] size_t busy() const { return busy_count_; }  // connecting or carrying an exchange
+  [[nodiscard]] const upstream_counters& counters() const { return counters_; }
+  [[nodiscard]] const upstream_target& target() const { return target_; }
+
+ private:
+  struct conn_state;
+  struct pending;
+  friend struct conn_state;
+
+  // engine::connection_handler (outgoing connections only)
+  void on_open(engine::connection& conn) override;
+  void on_connected(engine::connection& conn, int error) override;
+  void on_data(engine::connection& conn, std::span<const char> bytes) override;
+  void on_eof(engine::connection& conn) override;
+  void on_timer(engine::connection& conn) override;
+  void on_shutdown(engine::connection& conn) override;
+  void on_closed(engine::connection& conn) override;
+
+  pending* alloc_pending();
+  void free_pending(pending* p);
+  conn_state* alloc_conn();
+  void set_phase(conn_state* cs, int ph);
+  void retire(conn_state* cs, bool graceful);
+  [[nodiscard]] bool connect_for(pending* p);
+  void start_on(conn_state* cs, pending* p);
+  void complete(conn_state* cs);
+  void connection_lost(conn_state* cs, std::string_view detail, bool conn_gone);
+  void count(upstream_error e);
+  void fail(pending* p, upstream_error e, std::string_view detail);
+  bool deliver_head(conn_state* cs, const http_response& head);
+  bool deliver_body(conn_state* cs, std::string_view bytes);
+  [[nodiscard]] int64_t remaining_ns(const pending* p) const;
+
+  engine::shard& shard_;
+  const upstream_target target_;
+  const upstream_options options_;
+  std::vector<std::unique_ptr<pending>> pendings_;  // by handle index, reused
+  std::vector<uint32_t> free_pendings_;
+  std::vector<std::unique_ptr<conn_state>> conns_;  // reused across engine connections
+  std::vector<conn_state*> free_conns_;
+  conn_state* idle_head_ = nullptr;  // most recently used first
+  size_t idle_count_ = 0;
+  size_t busy_count_ = 0;
+  bool shutting_down_ = false;  // shutdown() was called
+  bool draining_ = false;       // the engine is stopping: finish in-flight work, keep nothing
+  upstream_counters counters_;
+};
+
+}  // namespace sluice::net
