@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and testing Sluice needs on Debian 12, and nothing when it is all
+# there already. Used by tools/test.sh and tools/run-example.sh; safe to run again.
+set -euo pipefail
+
+packages=(
+  build-essential meson ninja-build pkg-config cmake
+  liburing-dev libsimdjson-dev libmimalloc-dev libboost1.81-dev libre2-dev libssl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang libfuzzer-14-dev libclang-rt-14-dev
+  python3 curl
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
