@@ -8,11 +8,11 @@
 #include <iostream>
 #include <string>
 
+#include "net/mcp_answers.h"
 #include "policy/compiled_policy.h"
 #include "policy/decider.h"
 #include "policy/loader.h"
 #include "tools/sluice/commands.h"
-#include "tools/sluice/json_out.h"
 
 namespace sluice::cli {
 
@@ -46,28 +46,6 @@ int64_t wall_clock_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-void append_decision(std::string& out, const policy::decision& d) {
-  out += "{\"decision\":";
-  append_json_string(out, policy::to_string(d.what));
-  out += ",\"tool\":";
-  append_json_string(out, d.tool);
-  out += ",\"rule\":";
-  append_json_string(out, d.rule);
-  out += ",\"reason\":";
-  append_json_string(out, d.reason);
-  if (d.what == policy::verdict::rate_limited) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, ",\"retry_after\":%.3f",
-                  static_cast<double>(d.retry_after_ns) / 1e9);
-    out += buf;
-  }
-  if (d.what == policy::verdict::invalid) {
-    out += ",\"error\":{\"code\":" + std::to_string(static_cast<int>(d.error)) + ",\"message\":";
-    append_json_string(out, d.reason);
-    out += "}";
-  }
 }
 
 // What an envelope line carries besides the message.
@@ -275,8 +253,8 @@ int run_eval(std::span<char* const> args) {
       d.what = policy::verdict::invalid;
       d.error = policy::rpc_error::invalid_request;
       d.reason = env_error;
-      append_decision(out, d);
-      out += "}\n";
+      net::append_decision_body(out, d);
+      out += "\n";
       std::fputs(out.c_str(), stdout);
       continue;
     }
@@ -285,17 +263,17 @@ int run_eval(std::span<char* const> args) {
                                env.has_session ? std::string_view(env.session) : session};
     const int64_t now = env.has_at ? env.at_ns : wall_clock_ns();
     const policy::body_decision& bd = decider.decide(body, who, now);
-    append_decision(out, bd.overall);
+    net::append_decision_body(out, bd.overall);
     if (bd.batch) {
+      out.pop_back();  // reopen the object to add the elements
       out += ",\"batch\":[";
       for (size_t i = 0; i < bd.each.size(); ++i) {
         if (i != 0) out += ",";
-        append_decision(out, bd.each[i]);
-        out += "}";
+        net::append_decision_body(out, bd.each[i]);
       }
-      out += "]";
+      out += "]}";
     }
-    out += "}\n";
+    out += "\n";
     std::fputs(out.c_str(), stdout);
   }
   std::free(raw);

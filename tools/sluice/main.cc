@@ -14,8 +14,11 @@ constexpr const char* kUsage =
     "Sluice is a policy gateway for MCP tool calls.\n"
     "\n"
     "commands:\n"
+    "  serve --policy FILE ...  run the gateway and the decision service\n"
     "  check POLICY...          validate policy files; print a summary or every error\n"
     "  eval --policy FILE ...   decide JSON-RPC messages from a file or stdin, offline\n"
+    "  hash-token               print the SHA-256 of a bearer token read from stdin\n"
+    "                           (for the grants file)\n"
     "\n"
     "`sluice COMMAND --help` describes each command. Policy language: docs/policy.md.\n";
 
@@ -49,6 +52,8 @@ int main(int argc, char** argv) {
   const std::span<char* const> rest(argv + 2, static_cast<size_t>(argc - 2));
   if (cmd == "check") return sluice::cli::run_check(rest);
   if (cmd == "eval") return sluice::cli::run_eval(rest);
+  if (cmd == "serve") return sluice::cli::run_serve(rest);
+  if (cmd == "hash-token") return sluice::cli::run_hash_token(rest);
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     std::fputs(kUsage, stdout);
     return 0;

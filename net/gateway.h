@@ -1,0 +1,44 @@
+#pragma once
+// The gateway: MCP Streamable HTTP in front of an upstream server, and the decision
+// service. One gateway_shard per engine shard; it owns that shard's decider, limiter shard,
+// upstream pool and answer buffers, and is used only from the shard's thread.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/grants.h"
+#include "net/http_server.h"
+#include "net/upstream.h"
+#include "policy/compiled_policy.h"
+#include "policy/jsonrpc.h"
+#include "policy/limiter.h"
+
+namespace sluice::net {
+
+struct gateway_settings {
+  std::string mcp_path = "/mcp";
+  std::string decide_path = "/v1/decide";
+  // Origins allowed besides localhost ones (http(s)://localhost, 127.0.0.1, [::1], any
+  // port). A request with any other Origin header gets 403 (DNS-rebinding protection).
+  std::vector<std::string> allowed_origins;
+  bool deny_as_error = false;  // answer denials with JSON-RPC errors instead of isError results
+  bool has_upstream = false;
+  upstream_target upstream;
+  upstream_options upstream_opts;
+  std::vector<std::string> upstream_headers;  // "Name: value" lines added to every upstream request
+  std::shared_ptr<const grant_table> grants;  // null: every caller is the anonymous grant
+  policy::reader_limits reader;
+  policy::limiter_options limiter;
+};
+
+// What every shard reads and nobody writes once serving starts.
+struct gateway_shared {
+  gateway_settings settings;
+  std::shared_ptr<const policy::compiled_policy> policy;
+};
+
+// The request_handler_factory for net::http_server.
+request_handler_factory make_gateway_factory(std::shared_ptr<const gateway_shared> shared);
+
+}  // namespace sluice::net

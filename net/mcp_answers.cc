@@ -1,0 +1,164 @@
+#include "net/mcp_answers.h"
+
+#include <charconv>
+#include <cstdio>
+
+namespace sluice::net {
+
+namespace {
+void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+void append_seconds(std::string& out, int64_t ns) {
+  char buf[32];
+  const int n = std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ns) / 1e9);
+  out.append(buf, static_cast<size_t>(n));
+}
+
+void append_id(std::string& out, std::string_view id) {
+  if (id.empty()) {
+    out += "null";
+  } else {
+    out += id;  // raw token: echoed exactly as the client sent it
+  }
+}
+
+int error_code(policy::verdict v) {
+  switch (v) {
+    case policy::verdict::rate_limited:
+      return kErrorRateLimited;
+    case policy::verdict::approval_required:
+      return kErrorApprovalRequired;
+    default:
+      return kErrorDenied;
+  }
+}
+
+// "[POLICY DENIED] reason" plus, for rate limits, when to retry. Escaped in place.
+void append_denial_text(std::string& out, const policy::decision& d) {
+  std::string_view reason = d.reason;
+  if (reason.empty()) reason = "denied by policy";
+  out += "\"[POLICY DENIED] ";
+  const size_t at = out.size();
+  append_json_string(out, reason);
+  out.erase(at, 1);  // drop the opening quote append_json_string wrote
+  out.pop_back();    // and its closing quote
+  if (d.what == policy::verdict::rate_limited) {
+    out += " (retry in ";
+    append_int(out, retry_after_seconds(d.retry_after_ns));
+    out += "s)";
+  }
+  out += '"';
+}
+
+void append_meta(std::string& out, const policy::decision& d) {
+  out += "{\"sluice/decision\":";
+  append_json_string(out, policy::to_string(d.what));
+  out += ",\"sluice/rule\":";
+  append_json_string(out, d.rule);
+  if (d.what == policy::verdict::rate_limited) {
+    out += ",\"sluice/retry_after\":";
+    append_seconds(out, d.retry_after_ns);
+  }
+  out += '}';
+}
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  size_t run = 0;  // start of the current run of bytes that need no escape
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out.push_back('"');
+}
+
+void append_rpc_error(std::string& out, std::string_view id, int code, std::string_view message) {
+  out += "{\"jsonrpc\":\"2.0\",\"id\":";
+  append_id(out, id);
+  out += ",\"error\":{\"code\":";
+  append_int(out, code);
+  out += ",\"message\":";
+  append_json_string(out, message);
+  out += "}}";
+}
+
+void append_denial(std::string& out, std::string_view id, const policy::decision& d,
+                   bool is_tool_call, bool as_error) {
+  out += "{\"jsonrpc\":\"2.0\",\"id\":";
+  append_id(out, id);
+  if (is_tool_call && !as_error) {
+    out += ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":";
+    append_denial_text(out, d);
+    out += "}],\"isError\":true,\"_meta\":";
+    append_meta(out, d);
+    out += "}}";
+    return;
+  }
+  out += ",\"error\":{\"code\":";
+  append_int(out, error_code(d.what));
+  out += ",\"message\":";
+  append_denial_text(out, d);
+  out += ",\"data\":";
+  append_meta(out, d);
+  out += "}}";
+}
+
+void append_decision_body(std::string& out, const policy::decision& d) {
+  out += "{\"decision\":";
+  append_json_string(out, policy::to_string(d.what));
+  out += ",\"tool\":";
+  append_json_string(out, d.tool);
+  out += ",\"rule\":";
+  append_json_string(out, d.rule);
+  out += ",\"reason\":";
+  append_json_string(out, d.reason);
+  if (d.what == policy::verdict::rate_limited) {
+    out += ",\"retry_after\":";
+    append_seconds(out, d.retry_after_ns);
+  }
+  if (d.what == policy::verdict::invalid) {
+    out += ",\"error\":{\"code\":";
+    append_int(out, static_cast<int>(d.error));
+    out += ",\"message\":";
+    append_json_string(out, d.reason);
+    out += '}';
+  }
+  out += '}';
+}
+
+int64_t retry_after_seconds(int64_t ns) {
+  const int64_t s = (ns + 999'999'999) / 1'000'000'000;
+  return s < 1 ? 1 : s;
+}
+
+}  // namespace sluice::net

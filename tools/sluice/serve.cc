@@ -1,0 +1,358 @@
+// `sluice serve`: the gateway and the decision service on io_uring shards.
+
+#include <simdjson.h>
+
+#include <charconv>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/runtime.h"
+#include "engine/signals.h"
+#include "net/gateway.h"
+#include "net/grants.h"
+#include "net/http_server.h"
+#include "net/upstream.h"
+#include "policy/compiled_policy.h"
+#include "policy/loader.h"
+#include "tools/sluice/commands.h"
+
+namespace sluice::cli {
+
+namespace {
+
+// Everything `serve` can be told, from flags or from a --config JSON file.
+struct serve_options {
+  std::string policy;
+  std::string listen = "127.0.0.1:8080";
+  std::string upstream;
+  std::string grants;
+  int64_t shards = 0;
+  std::string mcp_path = "/mcp";
+  std::string decide_path = "/v1/decide";
+  std::vector<std::string> allow_origin;
+  std::vector<std::string> upstream_header;
+  bool deny_as_error = false;
+  int64_t max_header_bytes = 8 * 1024;
+  int64_t max_body_bytes = 1024 * 1024;
+  int64_t header_timeout_ms = 10'000;
+  int64_t idle_timeout_ms = 60'000;
+  int64_t max_connections = 10'000;
+  int64_t connect_timeout_ms = 2'000;
+  int64_t response_timeout_ms = 30'000;
+  int64_t upstream_connections = 256;
+  int64_t max_limiter_keys = 1 << 20;
+  int64_t max_json_depth = 64;
+  int64_t drain_timeout_ms = 10'000;
+};
+
+struct option_spec {
+  const char* name;  // flag without "--"; the config key is the same with '_' for '-'
+  const char* arg;   // nullptr: a switch
+  const char* help;
+  std::function<bool(serve_options&, std::string_view)> set;
+};
+
+bool set_int(int64_t& out, std::string_view v, int64_t min, int64_t max) {
+  int64_t x = 0;
+  auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (r.ec != std::errc() || r.ptr != v.data() + v.size() || x < min || x > max) return false;
+  out = x;
+  return true;
+}
+
+#define STR(field)                           \
+  [](serve_options& o, std::string_view v) { \
+    o.field = v;                             \
+    return !v.empty();                       \
+  }
+#define LIST(field)                          \
+  [](serve_options& o, std::string_view v) { \
+    o.field.emplace_back(v);                 \
+    return !v.empty();                       \
+  }
+#define INT(field, min, max) \
+  [](serve_options& o, std::string_view v) { return set_int(o.field, v, min, max); }
+
+const std::vector<option_spec>& specs() {
+  static const std::vector<option_spec> kSpecs = {
+      {"policy", "FILE", "policy file (required; see docs/policy.md)", STR(policy)},
+      {"listen", "HOST:PORT", "address to serve on; port 0 picks a free one [127.0.0.1:8080]",
+       STR(listen)},
+      {"upstream", "URL", "MCP server to forward to, http://HOST:PORT/PATH", STR(upstream)},
+      {"grants", "FILE", "bearer-token grants (docs/gateway.md); none: one anonymous grant",
+       STR(grants)},
+      {"shards", "N", "event-loop shards, one per CPU [CPUs in the affinity mask]",
+       INT(shards, 1, 1024)},
+      {"mcp-path", "PATH", "path of the MCP endpoint [/mcp]", STR(mcp_path)},
+      {"decide-path", "PATH", "path of the decision service [/v1/decide]", STR(decide_path)},
+      {"allow-origin", "ORIGIN", "an Origin allowed besides localhost ones (repeatable)",
+       LIST(allow_origin)},
+      {"upstream-header", "'NAME: VALUE'", "header added to every upstream request (repeatable)",
+       [](serve_options& o, std::string_view v) {
+         const size_t colon = v.find(':');
+         if (colon == 0 || colon == std::string_view::npos ||
+             v.find_first_of("\r\n") != std::string_view::npos)
+           return false;
+         o.upstream_header.emplace_back(v);
+         return true;
+       }},
+      {"deny-as-error", nullptr, "answer denials with JSON-RPC errors, not isError results",
+       [](serve_options& o, std::string_view) { return o.deny_as_error = true; }},
+      {"max-header-bytes", "N", "request line + headers; over it: 431 [8192]",
+       INT(max_header_bytes, 256, 1 << 20)},
+      {"max-body-bytes", "N", "request body; over it: 413 [1048576]",
+       INT(max_body_bytes, 1, 64 << 20)},
+      {"header-timeout-ms", "MS", "time to read a request's headers; over it: 408 [10000]",
+       INT(header_timeout_ms, 1, 3'600'000)},
+      {"idle-timeout-ms", "MS", "idle keep-alive connections are closed after [60000]",
+       INT(idle_timeout_ms, 1, 86'400'000)},
+      {"max-connections", "N", "connections per shard; over it: 503 [10000]",
+       INT(max_connections, 1, 1'000'000)},
+      {"connect-timeout-ms", "MS", "upstream connect timeout [2000]",
+       INT(connect_timeout_ms, 1, 600'000)},
+      {"response-timeout-ms", "MS", "upstream time to answer (head) [30000]",
+       INT(response_timeout_ms, 1, 3'600'000)},
+      {"upstream-connections", "N", "upstream connections per shard [256]",
+       INT(upstream_connections, 1, 100'000)},
+      {"max-limiter-keys", "N", "live rate-limit keys per shard; beyond: fail closed [1048576]",
+       INT(max_limiter_keys, 1, 1 << 30)},
+      {"max-json-depth", "N", "JSON nesting accepted in a message [64]",
+       INT(max_json_depth, 2, 1024)},
+      {"drain-timeout-ms", "MS", "on SIGTERM/SIGINT, time to finish in-flight requests [10000]",
+       INT(drain_timeout_ms, 0, 600'000)},
+  };
+  return kSpecs;
+}
+
+#undef STR
+#undef LIST
+#undef INT
+
+void print_usage(FILE* f) {
+  std::fputs(
+      "usage: sluice serve --policy FILE [--listen HOST:PORT] [--upstream URL] [options]\n"
+      "       sluice serve --config FILE [options]\n"
+      "\n"
+      "Serves MCP Streamable HTTP on --mcp-path, deciding every message with the policy and\n"
+      "forwarding what it allows to --upstream, and the decision service on --decide-path.\n"
+      "Prints one line, `sluice listening on HOST:PORT`, once it serves. SIGTERM or SIGINT:\n"
+      "stop accepting, finish in-flight requests (up to --drain-timeout-ms), exit 0.\n"
+      "\n"
+      "options:\n"
+      "  --config FILE              a JSON object with any of the options below as keys\n"
+      "                             (dashes as underscores; lists as arrays); flags win\n",
+      f);
+  for (const option_spec& s : specs()) {
+    std::string left = std::string("--") + s.name + (s.arg ? std::string(" ") + s.arg : "");
+    std::fprintf(f, "  %-27s%s\n", left.c_str(), s.help);
+  }
+}
+
+const option_spec* find_spec(std::string_view name) {
+  for (const option_spec& s : specs())
+    if (name == s.name) return &s;
+  return nullptr;
+}
+
+bool load_config(const std::string& path, serve_options& o) {
+  namespace dom = simdjson::dom;
+  simdjson::padded_string text;
+  if (simdjson::padded_string::load(path).get(text)) {
+    std::fprintf(stderr, "sluice serve: %s: cannot read the file\n", path.c_str());
+    return false;
+  }
+  dom::parser parser;
+  dom::object obj;
+  if (parser.parse(text).get_object().get(obj)) {
+    std::fprintf(stderr, "sluice serve: %s: /: expected a JSON object\n", path.c_str());
+    return false;
+  }
+  for (auto [key, value] : obj) {
+    std::string name(key);
+    for (char& c : name)
+      if (c == '_') c = '-';
+    const option_spec* s = find_spec(name);
+    const std::string where = path + ": /" + std::string(key);
+    if (s == nullptr) {
+      std::fprintf(stderr, "sluice serve: %s: unknown setting\n", where.c_str());
+      return false;
+    }
+    auto apply = [&](dom::element v) {
+      std::string_view sv;
+      int64_t iv;
+      bool bv;
+      std::string num;
+      if (!v.get_string().get(sv)) return s->set(o, sv);
+      if (!v.get_int64().get(iv)) {
+        num = std::to_string(iv);
+        return s->set(o, num);
+      }
+      if (!v.get_bool().get(bv) && s->arg == nullptr) return bv ? s->set(o, "") : true;
+      return false;
+    };
+    bool ok = true;
+    dom::array items;
+    if (!value.get_array().get(items)) {
+      for (dom::element item : items)
+        ok = ok && apply(item);
+    } else {
+      ok = apply(value);
+    }
+    if (!ok) {
+      std::fprintf(stderr, "sluice serve: %s: invalid value (expected %s)\n", where.c_str(),
+                   s->arg ? s->arg : "true or false");
+      return false;
+    }
+  }
+  return true;
+}
+
+bool split_listen(const std::string& listen, std::string& host, uint16_t& port) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  int64_t p = 0;
+  if (!set_int(p, std::string_view(listen).substr(colon + 1), 0, 65535) || host.empty())
+    return false;
+  port = static_cast<uint16_t>(p);
+  return true;
+}
+
+}  // namespace
+
+int run_serve(std::span<char* const> args) {
+  serve_options o;
+  // --config first, so that flags given beside it win.
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (std::string_view(args[i]) == "--config") {
+      if (i + 1 >= args.size()) {
+        std::fputs("sluice serve: --config needs a value\n", stderr);
+        return 2;
+      }
+      if (!load_config(args[i + 1], o)) return 2;
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view a(args[i]);
+    if (a == "-h" || a == "--help") {
+      print_usage(stdout);
+      return 0;
+    }
+    if (a == "--config") {
+      ++i;
+      continue;
+    }
+    if (a.substr(0, 2) != "--") {
+      std::fprintf(stderr, "sluice serve: unexpected argument '%s'\n\n", args[i]);
+      print_usage(stderr);
+      return 2;
+    }
+    std::string_view name = a.substr(2), value;
+    bool inline_value = false;
+    if (size_t eq = name.find('='); eq != std::string_view::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      inline_value = true;
+    }
+    const option_spec* s = find_spec(name);
+    if (s == nullptr) {
+      std::fprintf(stderr, "sluice serve: unknown option --%.*s\n\n", static_cast<int>(name.size()),
+                   name.data());
+      print_usage(stderr);
+      return 2;
+    }
+    if (s->arg != nullptr && !inline_value) {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "sluice serve: --%s needs %s\n", s->name, s->arg);
+        return 2;
+      }
+      value = args[++i];
+    }
+    if (!s->set(o, value)) {
+      std::fprintf(stderr, "sluice serve: --%s: invalid value '%.*s' (expected %s)\n", s->name,
+                   static_cast<int>(value.size()), value.data(), s->arg ? s->arg : "no value");
+      return 2;
+    }
+  }
+  if (o.policy.empty()) {
+    std::fputs("sluice serve: --policy FILE is required\n\n", stderr);
+    print_usage(stderr);
+    return 2;
+  }
+
+  auto shared = std::make_shared<net::gateway_shared>();
+  net::gateway_settings& gs = shared->settings;
+  policy::load_result loaded = policy::load_policy_file(o.policy);
+  if (!loaded.errors.empty()) {
+    for (const policy::load_error& e : loaded.errors)
+      std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    return 1;
+  }
+  shared->policy = policy::compiled_policy::compile(*loaded.policy);
+  if (!o.grants.empty()) {
+    std::string error;
+    gs.grants = net::grant_table::load(o.grants, error);
+    if (!gs.grants) {
+      std::fprintf(stderr, "%s\n", error.c_str());
+      return 1;
+    }
+  }
+  if (!o.upstream.empty()) {
+    std::string error;
+    if (!net::parse_upstream_url(o.upstream, gs.upstream, error)) {
+      std::fprintf(stderr, "sluice serve: --upstream %s: %s\n", o.upstream.c_str(), error.c_str());
+      return 1;
+    }
+    gs.has_upstream = true;
+  }
+  gs.mcp_path = o.mcp_path;
+  gs.decide_path = o.decide_path;
+  gs.allowed_origins = o.allow_origin;
+  gs.deny_as_error = o.deny_as_error;
+  gs.upstream_headers = o.upstream_header;
+  gs.upstream_opts.connect_timeout = std::chrono::milliseconds(o.connect_timeout_ms);
+  gs.upstream_opts.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
+  gs.upstream_opts.max_connections = static_cast<uint32_t>(o.upstream_connections);
+  gs.limiter.max_keys = static_cast<size_t>(o.max_limiter_keys);
+  gs.reader.max_bytes = static_cast<size_t>(o.max_body_bytes);
+  gs.reader.max_depth = static_cast<uint32_t>(o.max_json_depth);
+
+  engine::runtime_config rc;
+  if (!split_listen(o.listen, rc.address, rc.port)) {
+    std::fprintf(stderr, "sluice serve: --listen %s: expected HOST:PORT\n", o.listen.c_str());
+    return 2;
+  }
+  rc.shards = static_cast<unsigned>(o.shards);
+  net::http_limits limits;
+  limits.max_header_bytes = static_cast<size_t>(o.max_header_bytes);
+  limits.max_body_bytes = static_cast<size_t>(o.max_body_bytes);
+  limits.header_timeout = std::chrono::milliseconds(o.header_timeout_ms);
+  limits.idle_timeout = std::chrono::milliseconds(o.idle_timeout_ms);
+  limits.max_connections = static_cast<uint32_t>(o.max_connections);
+
+  engine::block_shutdown_signals();
+  net::http_server server;
+  engine::status st = server.start(rc, limits, net::make_gateway_factory(shared));
+  if (!st.ok()) {
+    std::fprintf(stderr, "sluice serve: %s\n", st.message().c_str());
+    return 1;
+  }
+  std::printf("sluice listening on %s (%u shards, policy %s%s%s)\n",
+              server.runtime().address_string().c_str(), server.runtime().shard_count(),
+              o.policy.c_str(), gs.has_upstream ? ", upstream " : ", no upstream",
+              gs.has_upstream ? o.upstream.c_str() : "");
+  std::fflush(stdout);
+  const int sig = engine::wait_for_shutdown_signal();
+  std::fprintf(stderr, "sluice: signal %d: draining (up to %lld ms)\n", sig,
+               static_cast<long long>(o.drain_timeout_ms));
+  server.stop(std::chrono::milliseconds(o.drain_timeout_ms));
+  server.join();
+  return 0;
+}
+
+}  // namespace sluice::cli
