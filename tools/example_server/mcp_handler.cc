@@ -206,6 +206,7 @@ simdjson::error_code read_message(od::object& obj, message& m) {
     }
     if (!ok) m.invalid = true;
   }
+  if (!m.has_method && !m.has_result) m.invalid = true;
   return simdjson::SUCCESS;
 }
 
@@ -277,7 +278,27 @@ class mcp_handler final : public net::request_handler {
       }
       if (messages_.empty()) return parse_result::invalid;  // "[]"
     } else {
-      return parse_result::invalid;  // a bare scalar (not checked further)
+      // A bare scalar: valid JSON is an invalid request, anything else a parse error.
+      simdjson::error_code e = simdjson::SUCCESS;
+      if (t == od::json_type::string) {
+        std::string_view s;
+        e = doc.get_string().get(s);
+      } else if (t == od::json_type::number) {
+        od::number n;
+        e = doc.get_number().get(n);
+      } else if (t == od::json_type::boolean) {
+        bool b;
+        e = doc.get_bool().get(b);
+      } else {
+        bool is_null = false;
+        e = doc.is_null().get(is_null);
+        if (!is_null) e = simdjson::N_ATOM_ERROR;
+      }
+      if (e != simdjson::SUCCESS) return parse_result::parse_error;
+      const char* rest = nullptr;
+      if (doc.current_location().get(rest) != simdjson::OUT_OF_BOUNDS)
+        return parse_result::parse_error;
+      return parse_result::invalid;
     }
     const char* rest = nullptr;
     if (doc.current_location().get(rest) != simdjson::OUT_OF_BOUNDS)
@@ -418,7 +439,7 @@ class mcp_handler final : public net::request_handler {
 
   // Appends the answer to one message; nothing for notifications and client responses.
   void answer(const message& m) {
-    if (m.invalid || (!m.has_method && !m.has_result)) {
+    if (m.invalid) {
       append_error(m.id, -32600, "Invalid Request");
       return;
     }
