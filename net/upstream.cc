@@ -430,6 +430,15 @@ void upstream_pool::fail(pending* p, upstream_error e, std::string_view detail) 
   if (ex != nullptr) ex->on_error(e, detail);  // last: it may call back into the pool
 }
 
+// shard::connect refused (errno e): out of outgoing slots (EAGAIN) is exhaustion too.
+void upstream_pool::fail_connect(pending* p, int e) {
+  if (e == EAGAIN) {
+    fail(p, upstream_error::pool_exhausted, "no outgoing connection slot left on this shard");
+  } else {
+    fail(p, upstream_error::connect_failed, errno_text(e));
+  }
+}
+
 // ---- starting exchanges ----
 
 uint64_t upstream_pool::send(const upstream_request& req, upstream_exchange* ex) {
@@ -456,8 +465,7 @@ uint64_t upstream_pool::send(const upstream_request& req, upstream_exchange* ex)
     return handle;
   }
   if (!connect_for(p)) {
-    int e = errno;
-    fail(p, upstream_error::connect_failed, errno_text(e));
+    fail_connect(p, errno);
     return 0;
   }
   return handle;
@@ -538,8 +546,7 @@ void upstream_pool::connection_lost(conn_state* cs, std::string_view detail, boo
     p->retried = true;
     ++counters_.retries;
     if (connect_for(p)) return;
-    int e = errno;
-    fail(p, upstream_error::connect_failed, errno_text(e));
+    fail_connect(p, errno);
     return;
   }
   fail(p, upstream_error::reset, detail);

@@ -118,9 +118,9 @@ class upstream_pool final : private engine::connection_handler {
 
   // Starts an exchange on an idle connection or a new one. The request is formatted (and kept
   // for the one retry) before returning: req's views need not outlive the call. Returns a
-  // non-zero handle for cancel(). If the exchange cannot start (pool_exhausted, shutting_down,
-  // connect_failed when no socket can be made) ex->on_error is called before send returns and
-  // send returns 0. Does not allocate once warm.
+  // non-zero handle for cancel(). If the exchange cannot start (pool_exhausted: max_connections
+  // busy or no engine outgoing slot; shutting_down; connect_failed when no socket can be made)
+  // ex->on_error is called before send returns and send returns 0. Does not allocate once warm.
   [[nodiscard]] uint64_t send(const upstream_request& req, upstream_exchange* ex);
 
   // The downstream went away: no more callbacks for this exchange. Its connection is closed
@@ -161,6 +161,7 @@ class upstream_pool final : private engine::connection_handler {
   void connection_lost(conn_state* cs, std::string_view detail, bool conn_gone);
   void count(upstream_error e);
   void fail(pending* p, upstream_error e, std::string_view detail);
+  void fail_connect(pending* p, int e);
   bool deliver_head(conn_state* cs, const http_response& head);
   bool deliver_body(conn_state* cs, std::string_view bytes);
   [[nodiscard]] int64_t remaining_ns(const pending* p) const;

@@ -646,6 +646,37 @@ TEST(upstream_pool_e2e, chunked_stream_from_http_server_then_reuse) {
   EXPECT_TRUE(has_stat(s, "reused=1")) << s;
 }
 
+TEST(upstream_pool_e2e, concurrent_clients_share_a_bounded_pool) {
+  http_origin origin;
+  upstream_options opts;
+  opts.max_connections = 8;
+  mini_gateway gw(origin.url(), opts);
+  constexpr int kClients = 8;
+  constexpr int kRequests = 25;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kClients; ++t) {
+    threads.emplace_back([&, t] {
+      test::client c(gw.port());
+      for (int i = 0; i < kRequests; ++i) {
+        std::string body = "{\"c\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) + "}";
+        if (!c.write(post("/x", body))) return;
+        auto r = c.read_response();
+        if (r && r->status == 200 && r->body.starts_with(body + "\n")) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(ok.load(), kClients * kRequests);
+  std::string s = gw.stats();
+  EXPECT_TRUE(has_stat(s, "busy=0")) << s;
+  EXPECT_TRUE(has_stat(s, "exhausted=0")) << s;
+  size_t at = s.find("connects=");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_LE(std::stoi(s.substr(at + 9)), kClients) << s;
+}
+
 // ---- origin 2: raw sockets on a plain thread, for the faults ----
 
 class raw_origin {
