@@ -390,7 +390,8 @@ class gateway_shard final : public request_handler {
     up.headers = headers_;
     up.body = req.body;
     f->owner = this;
-    f->handle = pool_->send(up, f);
+    // A zero handle: the exchange failed inside send() (on_error ran, f is recycled).
+    if (const uint64_t h = pool_->send(up, f); h != 0) f->handle = h;
   }
 
   forward* take_forward() {
