@@ -152,12 +152,11 @@ class gateway_shard final : public request_handler {
       : shard_(shard),
         shared_(std::move(shared)),
         settings_(shared_->settings),
-        limiter_(settings_.limiter),
+        limiter_(*shared_->limiter),
         decider_(shared_->policy, limiter_, settings_.reader) {
     out_.reserve(4096);
     if (settings_.has_upstream) {
-      pool_ =
-          std::make_unique<upstream_pool>(shard_, settings_.upstream, settings_.upstream_opts);
+      pool_ = std::make_unique<upstream_pool>(shard_, settings_.upstream, settings_.upstream_opts);
     }
     for (const std::string& line : settings_.upstream_headers) {
       const size_t colon = line.find(':');
@@ -192,7 +191,7 @@ class gateway_shard final : public request_handler {
   }
   const policy::compiled_policy& policy() const { return decider_.policy(); }
   tools_filter& filter() { return filter_; }
-  policy::limiter_shard& limiter() { return limiter_; }
+  policy::limiter& limiter() { return limiter_; }
 
  private:
   void respond_text(response_slot& slot, int status, std::string_view text,
@@ -407,7 +406,7 @@ class gateway_shard final : public request_handler {
   engine::shard& shard_;
   std::shared_ptr<const gateway_shared> shared_;
   const gateway_settings& settings_;
-  policy::limiter_shard limiter_;
+  policy::limiter& limiter_;
   policy::decider decider_;
   std::unique_ptr<upstream_pool> pool_;
   tools_filter filter_;
@@ -520,7 +519,9 @@ void forward::on_error(upstream_error e, std::string_view detail) {
 
 }  // namespace
 
-request_handler_factory make_gateway_factory(std::shared_ptr<const gateway_shared> shared) {
+request_handler_factory make_gateway_factory(std::shared_ptr<gateway_shared> shared) {
+  if (!shared->limiter)
+    shared->limiter = std::make_shared<policy::locked_limiter>(shared->settings.limiter);
   return [shared](engine::shard& shard) -> std::unique_ptr<request_handler> {
     return std::make_unique<gateway_shard>(shard, shared);
   };

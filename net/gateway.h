@@ -32,13 +32,15 @@ struct gateway_settings {
   policy::limiter_options limiter;
 };
 
-// What every shard reads and nobody writes once serving starts.
+// What every shard shares: settings and policy, read-only once serving starts, and the
+// rate-limit count table (internally synchronised: see policy::locked_limiter).
 struct gateway_shared {
   gateway_settings settings;
   std::shared_ptr<const policy::compiled_policy> policy;
+  std::shared_ptr<policy::limiter> limiter;  // null: made from settings.limiter at start
 };
 
 // The request_handler_factory for net::http_server.
-request_handler_factory make_gateway_factory(std::shared_ptr<const gateway_shared> shared);
+request_handler_factory make_gateway_factory(std::shared_ptr<gateway_shared> shared);
 
 }  // namespace sluice::net

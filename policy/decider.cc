@@ -24,7 +24,7 @@ constexpr uint64_t kScopeSeeds[] = {0x243f6a8885a308d3ull, 0x13198a2e03707344ull
                                     0xa4093822299f31d0ull, 0x082efa98ec4e6c89ull};
 }  // namespace
 
-decider::decider(std::shared_ptr<const compiled_policy> policy, limiter_shard& limiter,
+decider::decider(std::shared_ptr<const compiled_policy> policy, limiter& limiter,
                  reader_limits limits)
     : policy_(std::move(policy)), limiter_(limiter), reader_(limits) {
   decisions_.reserve(16);

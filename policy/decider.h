@@ -46,7 +46,7 @@ struct body_decision {
 
 class decider {
  public:
-  decider(std::shared_ptr<const compiled_policy> policy, limiter_shard& limiter,
+  decider(std::shared_ptr<const compiled_policy> policy, limiter& limiter,
           reader_limits limits = {});
 
   // Adopts a new policy; call between two decisions. Counters live in the limiter and
@@ -81,7 +81,7 @@ class decider {
                        int64_t now_ns);
 
   std::shared_ptr<const compiled_policy> policy_;
-  limiter_shard& limiter_;
+  limiter& limiter_;
   message_reader reader_;
   body_decision result_;
   std::vector<decision> decisions_;

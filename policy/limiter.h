@@ -9,6 +9,7 @@
 // and release(), so splitting counting across cores does not change it.
 
 #include <cstdint>
+#include <mutex>
 #include <span>
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -46,17 +47,29 @@ struct limiter_options {
   size_t max_keys = 1 << 20;  // live keys per shard; beyond it calls fail closed
 };
 
-class limiter_shard {
+// What the decider counts with. Implementations: limiter_shard (one thread counts alone),
+// locked_limiter (several shards share one count table).
+class limiter {
  public:
-  explicit limiter_shard(limiter_options options = {}, budget_source* source = nullptr);
+  virtual ~limiter() = default;
 
-  // Takes one slot in each request's window, or none. Does not allocate once a key
-  // exists; a new key may grow the table up to max_keys.
-  [[nodiscard]] acquire_result acquire(std::span<const limit_request> requests, int64_t now_ns);
+  // Takes one slot in each request's window, or none.
+  [[nodiscard]] virtual acquire_result acquire(std::span<const limit_request> requests,
+                                               int64_t now_ns) = 0;
 
   // Gives back slots taken by acquire() at `taken_at_ns` (a call that was never served).
   // A slot from a window that has since ended is not given back.
-  void release(std::span<const limit_request> requests, int64_t taken_at_ns);
+  virtual void release(std::span<const limit_request> requests, int64_t taken_at_ns) = 0;
+};
+
+class limiter_shard final : public limiter {
+ public:
+  explicit limiter_shard(limiter_options options = {}, budget_source* source = nullptr);
+
+  // Does not allocate once a key exists; a new key may grow the table up to max_keys.
+  [[nodiscard]] acquire_result acquire(std::span<const limit_request> requests,
+                                       int64_t now_ns) override;
+  void release(std::span<const limit_request> requests, int64_t taken_at_ns) override;
 
   // Slots used in the current window of `key` (0 when unknown or expired). For tests.
   uint32_t used(const limiter_key& key, int64_t window_ns, int64_t now_ns) const;
@@ -81,6 +94,27 @@ class limiter_shard {
   limiter_options options_;
   budget_source* source_;
   boost::unordered_flat_map<limiter_key, entry, key_hash> entries_;
+};
+
+// One count table shared by every shard of a process, behind a mutex: exact whatever the
+// number of shards, at the price of one uncontended lock per rate-limited call. It is the
+// interim engine until per-core lease shards merged periodically replace it (issue 4).
+class locked_limiter final : public limiter {
+ public:
+  explicit locked_limiter(limiter_options options = {}) : inner_(options) {}
+  [[nodiscard]] acquire_result acquire(std::span<const limit_request> requests,
+                                       int64_t now_ns) override {
+    std::lock_guard lock(mutex_);
+    return inner_.acquire(requests, now_ns);
+  }
+  void release(std::span<const limit_request> requests, int64_t taken_at_ns) override {
+    std::lock_guard lock(mutex_);
+    inner_.release(requests, taken_at_ns);
+  }
+
+ private:
+  std::mutex mutex_;
+  limiter_shard inner_;
 };
 
 }  // namespace sluice::policy
