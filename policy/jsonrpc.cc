@@ -506,6 +506,7 @@ struct message_reader::impl {
     end = data.data() + data.size();
     r.slots_ = t.slot_count();
     seen.assign(t.node_count(), 0);
+    if (data.empty()) return fatal(rpc_error::parse, "empty body");  // may have no storage
     if (data.size() > limits.max_bytes)
       return fatal(rpc_error::invalid_request, "message too large");
     if (auto e = parser.iterate(data.data(), data.size(), data.size() + simdjson::SIMDJSON_PADDING)
