@@ -122,7 +122,6 @@ class connection {
   bool connect_inflight_ = false;
   bool counted_overloaded_ = false;
   bool shut_wr_ = false;
-  bool notify_writable_ = false;
   byte_buffer out_;             // being filled by the handler
   byte_buffer inflight_;        // being sent by the kernel
   size_t sent_ = 0;             // bytes of inflight_ already sent

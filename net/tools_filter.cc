@@ -11,7 +11,8 @@ namespace od = simdjson::ondemand;
 
 struct tools_filter::impl {
   od::parser outer, inner;
-  std::string padded;  // the input, with SIMDJSON_PADDING readable bytes after it
+  simdjson::dom::parser validator;  // On Demand skips what it does not read: validate first
+  std::string padded;               // the input, with SIMDJSON_PADDING readable bytes after it
   struct splice {
     size_t begin, end;  // replace json[begin, end) (the inside of a tools array)
     std::vector<std::string_view> kept;
@@ -130,6 +131,9 @@ bool tools_filter::filter(std::string_view json, const policy::compiled_policy& 
   m.removed = 0;
   m.padded.assign(json);
   m.padded.reserve(json.size() + simdjson::SIMDJSON_PADDING);
+  // tools/list answers are rare: a full DOM parse first makes sure what is spliced is JSON.
+  simdjson::dom::element root;
+  if (m.validator.parse(m.padded.data(), m.padded.size(), false).get(root)) return false;
   od::document doc;
   m.outer_doc = &doc;
   if (m.outer.iterate(m.padded.data(), m.padded.size(), m.padded.capacity()).get(doc)) return false;
