@@ -19,6 +19,7 @@ constexpr const char* kUsage =
     "  eval --policy FILE ...   decide JSON-RPC messages from a file or stdin, offline\n"
     "  hash-token               print the SHA-256 of a bearer token read from stdin\n"
     "                           (for the grants file)\n"
+    "  init --from URL ...      classify a live server's tools; print a starter policy\n"
     "\n"
     "`sluice COMMAND --help` describes each command. Policy language: docs/policy.md.\n";
 
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
   if (cmd == "eval") return sluice::cli::run_eval(rest);
   if (cmd == "serve") return sluice::cli::run_serve(rest);
   if (cmd == "hash-token") return sluice::cli::run_hash_token(rest);
+  if (cmd == "init") return sluice::cli::run_init(rest);
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     std::fputs(kUsage, stdout);
     return 0;
