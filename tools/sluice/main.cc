@@ -17,6 +17,7 @@ constexpr const char* kUsage =
     "  serve --policy FILE ...  run the gateway and the decision service\n"
     "  check POLICY...          validate policy files; print a summary or every error\n"
     "  eval --policy FILE ...   decide JSON-RPC messages from a file or stdin, offline\n"
+    "  bench [options] URL      load-test an MCP endpoint or the decision service\n"
     "  hash-token               print the SHA-256 of a bearer token read from stdin\n"
     "                           (for the grants file)\n"
     "  init --from URL ...      classify a live server's tools; print a starter policy\n"
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
   if (cmd == "check") return sluice::cli::run_check(rest);
   if (cmd == "eval") return sluice::cli::run_eval(rest);
   if (cmd == "serve") return sluice::cli::run_serve(rest);
+  if (cmd == "bench") return sluice::cli::run_bench(rest);
   if (cmd == "hash-token") return sluice::cli::run_hash_token(rest);
   if (cmd == "init") return sluice::cli::run_init(rest);
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
