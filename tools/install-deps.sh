@@ -22,3 +22,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# --- npm: MCP servers for the `sluice init` integration tests (package.json, pinned in
+# package-lock.json). Skipped when node_modules already matches the lock file.
+cd "$(dirname "$0")/.."
+if [ -f package-lock.json ]; then
+  if ! command -v npm >/dev/null; then
+    echo "install-deps: installing nodejs npm" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "install-deps: npm ci" >&2
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+fi
