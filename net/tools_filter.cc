@@ -222,8 +222,12 @@ void filter_sse_event(std::string_view event, tools_filter& filter,
     }
   }
   std::string filtered;
-  if (data_lines == 0 || data.find("\"tools\"") == std::string::npos ||
-      !filter.filter(data, policy, filtered) || filter.removed() == 0) {
+  // A key can spell "tools" only literally or with \u escapes ("\u0074ools"): skip the parse
+  // only when neither can be there.
+  const bool may_list_tools =
+      data.find("\"tools\"") != std::string::npos || data.find("\\u") != std::string::npos;
+  if (data_lines == 0 || !may_list_tools || !filter.filter(data, policy, filtered) ||
+      filter.removed() == 0) {
     out.append(event);
     return;
   }
