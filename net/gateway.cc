@@ -103,6 +103,8 @@ constexpr std::string_view kEventStream = "text/event-stream";
 // streamed answers are relayed as they arrive.
 constexpr size_t kMaxHeldAnswer = 4 << 20;
 constexpr size_t kMaxTaken = 16;
+// A tools/list answer is held whole to be filtered; beyond this it is refused (502).
+constexpr size_t kMaxToolsListAnswer = 16 << 20;
 
 class gateway_shard;
 
@@ -144,6 +146,8 @@ class forward final : public upstream_exchange {
     body.clear();
     splitter = {};
   }
+  void begin_stream();                         // head of a streamed answer, downstream
+  void respond_whole(std::string_view bytes);  // a whole answer with its length
 };
 
 class gateway_shard final : public request_handler {
@@ -202,6 +206,14 @@ class gateway_shard final : public request_handler {
   void respond_rpc_error(response_slot& slot, int status, std::string_view id, int code,
                          std::string_view message) {
     out_.clear();
+  // Answers with a JSON-RPC upstream error instead of what the upstream is sending, and
+  // stops the exchange (its rate-limit slots go back).
+  void fail(forward* f, int status, std::string_view message) {
+    out_.clear();
+    append_rpc_error(out_, f->id, kErrorUpstream, message);
+    f->slot.respond(status, kJson, out_);
+    abandon(f);
+  }
     append_rpc_error(out_, id, code, message);
     slot.respond(status, kJson, out_);
   }
@@ -428,32 +440,19 @@ void forward::on_head(const upstream_response_head& head) {
   session_id.assign(head.mcp_session_id);
   protocol_version.assign(head.mcp_protocol_version);
   sse = head.content_type.substr(0, kEventStream.size()) == kEventStream;
-  if (!sse && !head.chunked_or_streaming) {
-    held = true;  // a framed JSON answer: send it whole, with its length
+  // A framed JSON answer is sent whole with its length; a JSON tools/list answer is held
+  // however it is framed, because it must be filtered before any of it is relayed.
+  if (!sse && (!head.chunked_or_streaming || filter_tools)) {
+    held = true;
     return;
   }
-  http_header extra[2];
-  size_t n = 0;
-  if (!session_id.empty()) extra[n++] = {"Mcp-Session-Id", session_id};
-  if (!protocol_version.empty()) extra[n++] = {"MCP-Protocol-Version", protocol_version};
-  slot.begin(status, content_type, {extra, n});
-  streaming = true;
+  begin_stream();
 }
 
 void forward::on_body(std::string_view bytes) {
   if (!slot.valid()) return owner->abandon(this);  // the agent went away
   if (held) {
-    if (body.size() + bytes.size() > kMaxHeldAnswer) {
-      held = false;  // too large to hold: stream what we have and the rest
-      http_header extra[2];
-      size_t n = 0;
-      if (!session_id.empty()) extra[n++] = {"Mcp-Session-Id", session_id};
-      if (!protocol_version.empty()) extra[n++] = {"MCP-Protocol-Version", protocol_version};
-      slot.begin(status, content_type, {extra, n});
-      streaming = true;
-      slot.write(body);
-      body.clear();
-    } else {
+    if (body.size() + bytes.size() <= (filter_tools ? kMaxToolsListAnswer : kMaxHeldAnswer)) {
       body.append(bytes);
       return;
     }
@@ -471,18 +470,22 @@ void forward::on_body(std::string_view bytes) {
 
 void forward::on_end() {
   if (held) {
-    http_header extra[2];
-    size_t n = 0;
-    if (!session_id.empty()) extra[n++] = {"Mcp-Session-Id", session_id};
-    if (!protocol_version.empty()) extra[n++] = {"MCP-Protocol-Version", protocol_version};
     std::string filtered;
-    if (filter_tools && owner->filter().filter(body, owner->policy(), filtered)) {
-      slot.respond(status, content_type, filtered, {extra, n});
+    if (!filter_tools || status < 200 || status >= 300) {
+      respond_whole(body);
+    } else if (owner->filter().filter(body, owner->policy(), filtered)) {
+      respond_whole(filtered);
     } else {
-      slot.respond(status, content_type, body, {extra, n});
+      // Fail closed: an answer the filter cannot read could carry hidden tools.
+      return owner->fail(this, 502, "upstream answered tools/list with invalid JSON");
     }
   } else if (streaming) {
-    if (sse && filter_tools && !splitter.pending().empty()) slot.write(splitter.pending());
+    if (sse && filter_tools && !splitter.pending().empty()) {
+      // The stream ended inside an event: it goes through the filter like the others.
+      std::string rewritten;
+      filter_sse_event(splitter.pending(), owner->filter(), owner->policy(), rewritten);
+      slot.write(rewritten);
+    }
     slot.finish();
   }
   owner->done(this);
@@ -509,6 +512,23 @@ void forward::on_error(upstream_error e, std::string_view detail) {
     slot.finish();
   } else {
     const bool timeout =
+void forward::begin_stream() {
+  http_header extra[2];
+  size_t n = 0;
+  if (!session_id.empty()) extra[n++] = {"Mcp-Session-Id", session_id};
+  if (!protocol_version.empty()) extra[n++] = {"MCP-Protocol-Version", protocol_version};
+  slot.begin(status, content_type, {extra, n});
+  streaming = true;
+}
+
+void forward::respond_whole(std::string_view bytes) {
+  http_header extra[2];
+  size_t n = 0;
+  if (!session_id.empty()) extra[n++] = {"Mcp-Session-Id", session_id};
+  if (!protocol_version.empty()) extra[n++] = {"MCP-Protocol-Version", protocol_version};
+  slot.respond(status, content_type, bytes, {extra, n});
+}
+
         e == upstream_error::connect_timeout || e == upstream_error::response_timeout;
     std::string out;
     append_rpc_error(out, id, kErrorUpstream, message);
@@ -528,3 +548,11 @@ request_handler_factory make_gateway_factory(std::shared_ptr<gateway_shared> sha
 }
 
 }  // namespace sluice::net
+    if (filter_tools) {
+      // Fail closed: what cannot be filtered is not relayed.
+      return owner->fail(this, 502, "upstream tools/list answer is too large to filter");
+    }
+    held = false;  // too large to hold: stream what we have and the rest
+    begin_stream();
+    slot.write(body);
+    body.clear();

@@ -174,24 +174,27 @@ bool tools_filter::filter(std::string_view json, const policy::compiled_policy& 
 void sse_splitter::feed(std::string_view bytes,
                         const std::function<void(std::string_view)>& on_event) {
   buf_.append(bytes);
-  size_t start = 0;
-  // An event ends at a blank line: "\n\n", "\r\n\r\n" or "\r\r" (the SSE spec's line ends).
-  for (size_t i = scanned_ > 0 ? scanned_ - 1 : 0; i < buf_.size(); ++i) {
-    if (buf_[i] != '\n' && buf_[i] != '\r') continue;
-    size_t j = i + 1;
-    if (buf_[i] == '\r' && j < buf_.size() && buf_[j] == '\n') ++j;
-    if (j >= buf_.size()) break;  // need the next byte to know
-    if (buf_[j] == '\n' || buf_[j] == '\r') {
-      size_t end = j + 1;
-      if (buf_[j] == '\r' && end < buf_.size() && buf_[end] == '\n') ++end;
-      if (buf_[j] == '\r' && end == buf_.size()) break;  // "\r" might precede "\n"
-      on_event(std::string_view(buf_).substr(start, end - start));
-      start = end;
-      i = end - 1;
+  // Lines end with "\n", "\r\n" or "\r" (the SSE spec); an empty line ends an event. A "\r"
+  // at the very end may be the first half of "\r\n": wait for the next byte to know.
+  size_t event_start = 0;
+  size_t pos = scanned_;  // start of the first line not yet seen whole
+  while (true) {
+    const size_t eol = buf_.find_first_of("\r\n", pos);
+    if (eol == std::string::npos) break;
+    size_t next = eol + 1;
+    if (buf_[eol] == '\r') {
+      if (next == buf_.size()) break;
+      if (buf_[next] == '\n') ++next;
+    }
+    const bool empty_line = eol == pos;
+    pos = next;
+    if (empty_line) {
+      on_event(std::string_view(buf_).substr(event_start, pos - event_start));
+      event_start = pos;
     }
   }
-  buf_.erase(0, start);
-  scanned_ = buf_.size();
+  buf_.erase(0, event_start);
+  scanned_ = pos - event_start;
 }
 
 void filter_sse_event(std::string_view event, tools_filter& filter,
@@ -226,8 +229,16 @@ void filter_sse_event(std::string_view event, tools_filter& filter,
   // only when neither can be there.
   const bool may_list_tools =
       data.find("\"tools\"") != std::string::npos || data.find("\\u") != std::string::npos;
-  if (data_lines == 0 || !may_list_tools || !filter.filter(data, policy, filtered) ||
-      filter.removed() == 0) {
+  if (data_lines == 0 || !may_list_tools) {
+    out.append(event);
+    return;
+  }
+  if (!filter.filter(data, policy, filtered)) {
+    // Fail closed: data that might list tools but cannot be read is not relayed.
+    out.append(": sluice dropped an event it could not read\n\n");
+    return;
+  }
+  if (filter.removed() == 0) {
     out.append(event);
     return;
   }

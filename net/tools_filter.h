@@ -50,7 +50,8 @@ class sse_splitter {
 };
 
 // Rewrites one SSE event: when its data is a JSON-RPC response carrying result.tools, the
-// data is filtered. Appends the (possibly rewritten) event to `out`.
+// data is filtered. Data that may carry tools but is not valid JSON is dropped (an SSE
+// comment says so): fail closed. Appends the (possibly rewritten) event to `out`.
 void filter_sse_event(std::string_view event, tools_filter& filter,
                       const policy::compiled_policy& policy, std::string& out);
 

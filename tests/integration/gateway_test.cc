@@ -1147,13 +1147,13 @@ TEST_F(gateway_sse_list, EventSplitIntoSmallPiecesIsFiltered) {
     for (size_t piece : {1u, 2u, 3u, 5u, 7u}) {
       const std::string body = relay(eol, "tools", piece);
       if (body.find("delete_bucket") != std::string::npos) {
-        GTEST_SKIP() << "bug: sse_splitter misses an event boundary split across reads (line "
-                        "end "
-                     << (eol == "\n"     ? "LF"
-                         : eol == "\r\n" ? "CRLF"
-                                         : "CR")
-                     << ", pieces of " << piece
-                     << " bytes); the event is relayed unfiltered at the end: " << body;
+        ADD_FAILURE() << "sse_splitter missed an event boundary split across reads (line "
+                         "end "
+                      << (eol == "\n"     ? "LF"
+                          : eol == "\r\n" ? "CRLF"
+                                          : "CR")
+                      << ", pieces of " << piece
+                      << " bytes); the event is relayed unfiltered at the end: " << body;
       }
       EXPECT_NE(body.find(R"({"name":"echo"})"), std::string::npos) << body;
     }
@@ -1171,9 +1171,9 @@ TEST_F(gateway, ToolsListTooLargeToHoldIsStillFiltered) {
   auto r = list_through(port_, up, json_head(answer.size()), answer);
   ASSERT_TRUE(r);
   if (r->body.find(R"({"name":"delete_bucket"})") != std::string::npos) {
-    GTEST_SKIP() << "bug: a JSON tools/list answer over kMaxHeldAnswer (4 MiB) is streamed "
-                    "through unfiltered: denied tools reach the agent (status "
-                 << r->status << ", " << r->body.size() << " bytes)";
+    ADD_FAILURE() << "a JSON tools/list answer over kMaxHeldAnswer (4 MiB) was streamed "
+                     "through unfiltered: denied tools reach the agent (status "
+                  << r->status << ", " << r->body.size() << " bytes)";
   }
   EXPECT_TRUE(r->status == 200 || r->status == 502) << r->status;
 }
@@ -1188,9 +1188,9 @@ TEST_F(gateway, ToolsListTheFilterCannotReadIsNotRelayedUnfiltered) {
   auto r = list_through(port_, up, json_head(answer.size()), answer);
   ASSERT_TRUE(r);
   if (r->body.find("delete_bucket") != std::string::npos) {
-    GTEST_SKIP() << "bug: a tools/list answer the filter cannot parse is relayed as it came "
-                    "(fail open): "
-                 << r->body;
+    ADD_FAILURE() << "a tools/list answer the filter cannot parse was relayed as it came "
+                     "(fail open): "
+                  << r->body;
   }
 }
 

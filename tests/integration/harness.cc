@@ -237,9 +237,13 @@ bool process::wait_ready(std::chrono::milliseconds timeout) {
       std::string_view line(out_.data() + start, nl - start);
       size_t m = line.find(kMarker);
       if (m == std::string_view::npos) continue;
-      size_t colon = line.rfind(':');
-      if (colon == std::string_view::npos || colon < m) continue;
-      std::string_view digits = trim(line.substr(colon + 1));
+      // The address is the word after the marker ("127.0.0.1:8080", "[::1]:8080"); more may
+      // follow it ("sluice listening on 127.0.0.1:8080 (2 shards, ...)").
+      std::string_view addr = line.substr(m + kMarker.size());
+      addr = addr.substr(0, addr.find(' '));
+      size_t colon = addr.rfind(':');
+      if (colon == std::string_view::npos) continue;
+      std::string_view digits = trim(addr.substr(colon + 1));
       unsigned v = 0;
       auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
       if (ec != std::errc() || p != digits.data() + digits.size() || v == 0 || v > 65535) continue;

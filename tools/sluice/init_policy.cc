@@ -125,7 +125,7 @@ std::string rule_summary(const classified_tool& t, const profile& p) {
   const class_rule& r = p.for_class(t.cls.cls);
   std::string s(action_name(r.action));
   if (r.action == rule_action::allow && r.per_minute != 0)
-    s += " " + std::to_string(r.per_minute) + "/min/grant";
+    s.append(" ").append(std::to_string(r.per_minute)).append("/min/grant");  // GCC 12 -Wrestrict
   return s;
 }
 
