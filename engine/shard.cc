@@ -257,6 +257,7 @@ void shard::run() {
     buffers_.publish();
     if (!draining_ && stop_deadline_.load(std::memory_order_acquire) != 0) begin_drain();
     run_timers();
+    if (loop_hook_) loop_hook_();
     flush_dirty();
     if (draining_) {
       if (live_ == 0 && !accept_armed_) break;

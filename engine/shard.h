@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -45,6 +46,10 @@ class shard {
   void request_stop(std::chrono::steady_clock::time_point deadline);
   // Any thread: wake the loop (e.g. after pushing into one of its queues).
   void wake();
+  // Called on the shard's thread once per loop iteration, after completions and timers and
+  // before sends, so whatever it answers leaves in the same iteration (e.g. drain a queue that
+  // another thread fills and wake()s us for). One hook; nullptr removes it.
+  void set_loop_hook(std::function<void()> hook) { loop_hook_ = std::move(hook); }
 
   // Outgoing connection, handled by the same recv/send machinery. Returns nullptr when out of
   // slots or the socket cannot be created (errno is set); otherwise handler->on_connected
@@ -106,6 +111,7 @@ class shard {
   uint32_t overloaded_live_ = 0;
   uint32_t live_ = 0;  // all slots in use
 
+  std::function<void()> loop_hook_;
   std::vector<connection*> dirty_;
   std::vector<timer_entry> timers_;  // min-heap on deadline
   int64_t armed_deadline_ = 0;       // deadline of the one armed io_uring timeout; 0 = none

@@ -1,5 +1,6 @@
 #include "net/gateway.h"
 
+#include <simdjson.h>
 #include <time.h>
 
 #include <array>
@@ -16,8 +17,7 @@ namespace {
 
 using policy::verdict;
 
-// Wall-clock nanoseconds: rate-limit windows are aligned to the Unix epoch. A
-// vDSO call.
+// Wall-clock nanoseconds: rate-limit windows are aligned to the Unix epoch. A vDSO call.
 int64_t wall_ns() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -30,39 +30,31 @@ std::string_view path_of(std::string_view target) {
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size())
-    return false;
+  if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
     char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z')
-      x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z')
-      y = static_cast<char>(y - 'A' + 'a');
-    if (x != y)
-      return false;
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
   }
   return true;
 }
 
-// Whether a comma-separated media-type list (Accept) admits `type`
-// ("application/json").
+// Whether a comma-separated media-type list (Accept) admits `type` ("application/json").
 bool accepts(std::string_view accept, std::string_view type) {
   const std::string_view major = type.substr(0, type.find('/'));
   size_t pos = 0;
   while (pos <= accept.size()) {
     size_t end = accept.find(',', pos);
-    if (end == std::string_view::npos)
-      end = accept.size();
+    if (end == std::string_view::npos) end = accept.size();
     std::string_view item = accept.substr(pos, end - pos);
     item = item.substr(0, item.find(';'));
     while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
       item.remove_prefix(1);
     while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
       item.remove_suffix(1);
-    if (iequals(item, type) || item == "*/*")
-      return true;
-    if (item.size() == major.size() + 2 &&
-        iequals(item.substr(0, major.size()), major) &&
+    if (iequals(item, type) || item == "*/*") return true;
+    if (item.size() == major.size() + 2 && iequals(item.substr(0, major.size()), major) &&
         item.substr(major.size()) == "/*")
       return true;
     pos = end + 1;
@@ -79,15 +71,12 @@ bool is_json_content_type(std::string_view ct) {
 
 bool is_local_origin(std::string_view origin) {
   for (std::string_view scheme : {"http://", "https://"}) {
-    if (origin.substr(0, scheme.size()) != scheme)
-      continue;
+    if (origin.substr(0, scheme.size()) != scheme) continue;
     std::string_view host = origin.substr(scheme.size());
     for (std::string_view local : {"localhost", "127.0.0.1", "[::1]"}) {
-      if (host.substr(0, local.size()) != local)
-        continue;
+      if (host.substr(0, local.size()) != local) continue;
       const std::string_view rest = host.substr(local.size());
-      if (rest.empty() || rest.front() == ':')
-        return true;
+      if (rest.empty() || rest.front() == ':') return true;
     }
   }
   return false;
@@ -95,59 +84,70 @@ bool is_local_origin(std::string_view origin) {
 
 int decision_status(verdict v) {
   switch (v) {
-  case verdict::allow:
-    return 200;
-  case verdict::deny:
-    return 403;
-  case verdict::rate_limited:
-    return 429;
-  case verdict::approval_required:
-    return 202;
-  case verdict::invalid:
-    return 400;
+    case verdict::allow:
+      return 200;
+    case verdict::deny:
+      return 403;
+    case verdict::rate_limited:
+      return 429;
+    case verdict::approval_required:
+      return 202;
+    case verdict::invalid:
+      return 400;
   }
   return 400;
 }
 
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kEventStream = "text/event-stream";
-// Maximum JSON answer held to be sent with a Content-Length (or to be
-// filtered); larger and streamed answers are relayed as they arrive.
+// Maximum JSON answer held to be sent with a Content-Length (or to be filtered); larger and
+// streamed answers are relayed as they arrive.
 constexpr size_t kMaxHeldAnswer = 4 << 20;
-// A tools/list answer is held whole to be filtered; beyond this it is refused
-// (502).
+// A tools/list answer is held whole to be filtered; beyond this it is refused (502).
 constexpr size_t kMaxToolsListAnswer = 16 << 20;
 constexpr size_t kMaxTaken = 16;
 
 class gateway_shard;
 
+// A call whose shard's lease was used up while the process-wide budget may have room: it
+// waits (the shard goes on serving) until the hub's next grant or close, then is decided
+// again. Holds copies of what the decision and the forwarding read; reused.
+struct parked_call {
+  bool decide_service = false;  // POST /v1/decide, else POST /mcp
+  response_slot slot;
+  std::string_view grant;  // points into the grant table (or a literal): outlives the call
+  std::string session, method, target, content_type, accept, protocol_version, last_event_id,
+      mcp_method, mcp_name;
+  std::string body;  // plus SIMDJSON_PADDING bytes, as the decider requires
+  size_t body_size = 0;
+};
+
 // One forwarded request: relays the upstream's answer to the downstream slot.
 class forward final : public upstream_exchange {
-public:
-  gateway_shard *owner = nullptr;
+ public:
+  gateway_shard* owner = nullptr;
   response_slot slot;
   uint64_t handle = 0;
-  bool filter_tools = false; // the request held a tools/list: filter its answer
-  bool held = false;         // holding a JSON answer to send whole
-  bool streaming = false;    // began a streamed answer downstream
+  bool filter_tools = false;  // the request held a tools/list: filter its answer
+  bool held = false;          // holding a JSON answer to send whole
+  bool streaming = false;     // began a streamed answer downstream
   bool sse = false;
   bool finished = false;
   int status = 0;
-  std::string
-      id; // raw id of a single request, for error answers ("" for a batch)
+  std::string id;  // raw id of a single request, for error answers ("" for a batch)
   std::string session_id, protocol_version, content_type;
   std::array<policy::limit_request, kMaxTaken> taken{};
   uint32_t taken_count = 0;
   int64_t taken_at_ns = 0;
-  std::string body; // held answer
+  std::string body;  // held answer
   sse_splitter splitter;
 
-  void on_head(const upstream_response_head &head) override;
+  void on_head(const upstream_response_head& head) override;
   void on_body(std::string_view bytes) override;
   void on_end() override;
   void on_error(upstream_error e, std::string_view detail) override;
-  void begin_stream(); // head of a streamed answer, downstream
-  void respond_whole(std::string_view bytes); // a whole answer with its length
+  void begin_stream();                         // head of a streamed answer, downstream
+  void respond_whole(std::string_view bytes);  // a whole answer with its length
 
   void reset() {
     slot = {};
@@ -165,87 +165,83 @@ public:
 };
 
 class gateway_shard final : public request_handler {
-public:
-  gateway_shard(engine::shard &shard,
-                std::shared_ptr<const gateway_shared> shared)
-      : shard_(shard), shared_(std::move(shared)), settings_(shared_->settings),
-        limiter_(*shared_->limiter),
+ public:
+  gateway_shard(engine::shard& shard, std::shared_ptr<const gateway_shared> shared)
+      : shard_(shard),
+        shared_(std::move(shared)),
+        settings_(shared_->settings),
+        port_(shared_->limits->attach(shard.id(), shard)),
+        limiter_(port_.limiter()),
         decider_(shared_->policy, limiter_, settings_.reader) {
     out_.reserve(4096);
+    // Once per loop iteration: hub replies in, parked calls decided again, report out.
+    shard_.set_loop_hook([this] { on_loop(); });
     if (settings_.has_upstream) {
-      pool_ = std::make_unique<upstream_pool>(shard_, settings_.upstream,
-                                              settings_.upstream_opts);
+      pool_ = std::make_unique<upstream_pool>(shard_, settings_.upstream, settings_.upstream_opts);
     }
-    for (const std::string &line : settings_.upstream_headers) {
+    for (const std::string& line : settings_.upstream_headers) {
       const size_t colon = line.find(':');
       std::string_view value = std::string_view(line).substr(colon + 1);
       while (!value.empty() && value.front() == ' ')
         value.remove_prefix(1);
-      extra_upstream_.push_back(
-          {std::string_view(line).substr(0, colon), value});
+      extra_upstream_.push_back({std::string_view(line).substr(0, colon), value});
     }
   }
 
   ~gateway_shard() override {
-    if (pool_)
-      pool_->shutdown();
+    shard_.set_loop_hook(nullptr);
+    shared_->limits->detach(shard_.id());
+    if (pool_) pool_->shutdown();
   }
 
-  void on_request(const http_request &req, response_slot slot) override {
+  void on_request(const http_request& req, response_slot slot) override {
     const std::string_view path = path_of(req.target);
-    if (path == settings_.decide_path)
-      return decide_service(req, slot);
-    if (path == settings_.mcp_path)
-      return mcp(req, slot);
-    respond_text(slot, 404,
-                 "not found: MCP is served on " + settings_.mcp_path + "\n");
+    if (path == settings_.decide_path) return decide_service(req, slot);
+    if (path == settings_.mcp_path) return mcp(req, slot);
+    respond_text(slot, 404, "not found: MCP is served on " + settings_.mcp_path + "\n");
   }
 
   // Called by forward when an exchange is over.
-  void done(forward *f) {
+  void done(forward* f) {
     f->reset();
     free_.push_back(f);
   }
-  // Answers with a JSON-RPC upstream error instead of what the upstream is
-  // sending, and stops the exchange (its rate-limit slots go back).
-  void fail(forward *f, int status, std::string_view message) {
+  // Answers with a JSON-RPC upstream error instead of what the upstream is sending, and
+  // stops the exchange (its rate-limit slots go back).
+  void fail(forward* f, int status, std::string_view message) {
     out_.clear();
     append_rpc_error(out_, f->id, kErrorUpstream, message);
     f->slot.respond(status, kJson, out_);
     abandon(f);
   }
-  // The agent went away mid-exchange: stop the upstream side, no more
-  // callbacks.
-  void abandon(forward *f) {
-    if (f->taken_count != 0)
-      limiter_.release({f->taken.data(), f->taken_count}, f->taken_at_ns);
+  // The agent went away mid-exchange: stop the upstream side, no more callbacks.
+  void abandon(forward* f) {
+    if (f->taken_count != 0) limiter_.release({f->taken.data(), f->taken_count}, f->taken_at_ns);
     pool_->cancel(f->handle);
     done(f);
   }
-  const policy::compiled_policy &policy() const { return decider_.policy(); }
-  tools_filter &filter() { return filter_; }
-  policy::limiter &limiter() { return limiter_; }
+  const policy::compiled_policy& policy() const { return decider_.policy(); }
+  tools_filter& filter() { return filter_; }
+  policy::limiter& limiter() { return limiter_; }
 
-private:
-  void respond_text(response_slot &slot, int status, std::string_view text,
+ private:
+  void respond_text(response_slot& slot, int status, std::string_view text,
                     std::span<const http_header> extra = {}) {
     slot.respond(status, "text/plain; charset=utf-8", text, extra);
   }
 
-  void respond_rpc_error(response_slot &slot, int status, std::string_view id,
-                         int code, std::string_view message) {
+  void respond_rpc_error(response_slot& slot, int status, std::string_view id, int code,
+                         std::string_view message) {
     out_.clear();
     append_rpc_error(out_, id, code, message);
     slot.respond(status, kJson, out_);
   }
 
-  // Origin and bearer token. Answers and returns false when the request may not
-  // go on.
-  bool admit(const http_request &req, response_slot &slot,
-             policy::identity &who) {
+  // Origin and bearer token. Answers and returns false when the request may not go on.
+  bool admit(const http_request& req, response_slot& slot, policy::identity& who) {
     if (!req.origin.empty() && !is_local_origin(req.origin)) {
       bool allowed = false;
-      for (const std::string &o : settings_.allowed_origins)
+      for (const std::string& o : settings_.allowed_origins)
         allowed |= req.origin == o;
       if (!allowed) {
         respond_text(slot, 403, "origin not allowed\n");
@@ -257,11 +253,9 @@ private:
       who.grant = "anonymous";
       return true;
     }
-    const std::string *grant =
-        settings_.grants->find(bearer_token(req.authorization));
+    const std::string* grant = settings_.grants->find(bearer_token(req.authorization));
     if (grant == nullptr) {
-      static constexpr http_header kChallenge[] = {
-          {"WWW-Authenticate", "Bearer"}};
+      static constexpr http_header kChallenge[] = {{"WWW-Authenticate", "Bearer"}};
       out_.clear();
       append_rpc_error(out_, {}, -32001, "missing or unknown bearer token");
       slot.respond(401, kJson, out_, kChallenge);
@@ -271,42 +265,41 @@ private:
     return true;
   }
 
-  // POST /v1/decide: the status is the decision. Answers inline; does not
-  // allocate once warm.
-  void decide_service(const http_request &req, response_slot &slot) {
+  // POST /v1/decide: the status is the decision. Answers inline; does not allocate once warm.
+  void decide_service(const http_request& req, response_slot& slot) {
     if (req.method != "POST") {
       static constexpr http_header kAllow[] = {{"Allow", "POST"}};
       return respond_text(slot, 405, "POST an MCP message\n", kAllow);
     }
     policy::identity who;
-    if (!admit(req, slot, who))
-      return;
-    const policy::body_decision &bd = decider_.decide(req.body, who, wall_ns());
-    const policy::decision &d = bd.overall;
+    if (!admit(req, slot, who)) return;
+    decide_answer(req, slot, who);
+  }
+
+  void decide_answer(const http_request& req, response_slot& slot, const policy::identity& who) {
+    const policy::body_decision& bd = decider_.decide(req.body, who, wall_ns());
+    if (bd.wait() && park(true, req, slot, who)) return;
+    const policy::decision& d = bd.overall;
     out_.clear();
     append_decision_body(out_, d);
     if (d.what == verdict::rate_limited) {
       char secs[24];
-      const int n = std::snprintf(
-          secs, sizeof secs, "%lld",
-          static_cast<long long>(retry_after_seconds(d.retry_after_ns)));
-      const http_header retry[] = {
-          {"Retry-After", std::string_view(secs, static_cast<size_t>(n))}};
+      const int n = std::snprintf(secs, sizeof secs, "%lld",
+                                  static_cast<long long>(retry_after_seconds(d.retry_after_ns)));
+      const http_header retry[] = {{"Retry-After", std::string_view(secs, static_cast<size_t>(n))}};
       return slot.respond(429, kJson, out_, retry);
     }
     slot.respond(decision_status(d.what), kJson, out_);
   }
 
-  void mcp(const http_request &req, response_slot &slot) {
+  void mcp(const http_request& req, response_slot& slot) {
     policy::identity who;
     if (req.method == "POST") {
-      if (!admit(req, slot, who))
-        return;
+      if (!admit(req, slot, who)) return;
       return mcp_post(req, slot, who);
     }
     if (req.method == "GET" || req.method == "DELETE") {
-      if (!admit(req, slot, who))
-        return;
+      if (!admit(req, slot, who)) return;
       if (req.method == "GET" && !accepts(req.accept, kEventStream)) {
         return respond_text(slot, 406, "GET needs Accept: text/event-stream\n");
       }
@@ -316,131 +309,108 @@ private:
     respond_text(slot, 405, "method not allowed\n", kAllow);
   }
 
-  void mcp_post(const http_request &req, response_slot &slot,
-                const policy::identity &who) {
+  void mcp_post(const http_request& req, response_slot& slot, const policy::identity& who) {
     if (!accepts(req.accept, kJson) || !accepts(req.accept, kEventStream)) {
-      return respond_rpc_error(
-          slot, 406, {}, static_cast<int>(policy::rpc_error::invalid_request),
-          "Accept must list application/json and text/event-stream");
+      return respond_rpc_error(slot, 406, {}, static_cast<int>(policy::rpc_error::invalid_request),
+                               "Accept must list application/json and text/event-stream");
     }
     if (!is_json_content_type(req.content_type)) {
-      return respond_rpc_error(
-          slot, 415, {}, static_cast<int>(policy::rpc_error::invalid_request),
-          "Content-Type must be application/json");
+      return respond_rpc_error(slot, 415, {}, static_cast<int>(policy::rpc_error::invalid_request),
+                               "Content-Type must be application/json");
     }
-    const policy::body_decision &bd = decider_.decide(req.body, who, wall_ns());
+    const policy::body_decision& bd = decider_.decide(req.body, who, wall_ns());
     if (bd.overall.what == verdict::invalid && bd.each.empty()) {
-      return respond_rpc_error(
-          slot, 400, {}, static_cast<int>(bd.overall.error), bd.overall.reason);
+      return respond_rpc_error(slot, 400, {}, static_cast<int>(bd.overall.error),
+                               bd.overall.reason);
     }
     const auto msgs = decider_.reader().messages();
     if (!headers_match(req, bd)) {
       decider_.release_all();
-      return respond_rpc_error(
-          slot, 400, bd.batch ? std::string_view{} : msgs[0].id,
-          kErrorHeaderMismatch,
-          "Mcp-Method / Mcp-Name headers do not match the message body");
+      return respond_rpc_error(slot, 400, bd.batch ? std::string_view{} : msgs[0].id,
+                               kErrorHeaderMismatch,
+                               "Mcp-Method / Mcp-Name headers do not match the message body");
     }
-    if (bd.overall.what != verdict::allow)
-      return answer_refusal(slot, bd);
+    if (bd.wait() && park(false, req, slot, who)) return;
+    if (bd.overall.what != verdict::allow) return answer_refusal(slot, bd);
     if (!pool_) {
       decider_.release_all();
-      return respond_rpc_error(
-          slot, 503, bd.batch ? std::string_view{} : msgs[0].id, kErrorUpstream,
-          "no upstream server is configured");
+      return respond_rpc_error(slot, 503, bd.batch ? std::string_view{} : msgs[0].id,
+                               kErrorUpstream, "no upstream server is configured");
     }
-    forward *f = take_forward();
+    forward* f = take_forward();
     f->slot = slot;
     f->taken_at_ns = decider_.decided_at();
     for (size_t i = 0; i < msgs.size(); ++i) {
-      if (msgs[i].method_kind == policy::method_id::tools_list)
-        f->filter_tools = true;
-      for (const policy::limit_request &r : decider_.taken(bd.each[i])) {
-        if (f->taken_count < kMaxTaken)
-          f->taken[f->taken_count++] = r;
+      if (msgs[i].method_kind == policy::method_id::tools_list) f->filter_tools = true;
+      for (const policy::limit_request& r : decider_.taken(bd.each[i])) {
+        if (f->taken_count < kMaxTaken) f->taken[f->taken_count++] = r;
       }
     }
-    if (!bd.batch)
-      f->id.assign(msgs[0].id);
+    if (!bd.batch) f->id.assign(msgs[0].id);
     send_upstream(req, f);
   }
 
-  // Mcp-Method / Mcp-Name (protocol revision 2026-07-28): when present they
-  // must say what the body says, so a lying header can never steer a decision
-  // made on it.
-  bool headers_match(const http_request &req,
-                     const policy::body_decision &bd) const {
-    if (req.mcp_method.empty() && req.mcp_name.empty())
-      return true;
+  // Mcp-Method / Mcp-Name (protocol revision 2026-07-28): when present they must say what
+  // the body says, so a lying header can never steer a decision made on it.
+  bool headers_match(const http_request& req, const policy::body_decision& bd) const {
+    if (req.mcp_method.empty() && req.mcp_name.empty()) return true;
     const auto msgs = decider_.reader().messages();
-    if (bd.batch || msgs.size() != 1)
-      return false;
-    const policy::message &m = msgs[0];
-    if (!req.mcp_method.empty() && req.mcp_method != m.method)
-      return false;
-    if (!req.mcp_name.empty() && req.mcp_name != m.target)
-      return false;
+    if (bd.batch || msgs.size() != 1) return false;
+    const policy::message& m = msgs[0];
+    if (!req.mcp_method.empty() && req.mcp_method != m.method) return false;
+    if (!req.mcp_name.empty() && req.mcp_name != m.target) return false;
     return true;
   }
 
-  // Every message the policy did not allow gets its denial; in a refused batch
-  // the allowed requests are not forwarded either and say so.
-  void answer_refusal(response_slot &slot, const policy::body_decision &bd) {
+  // Every message the policy did not allow gets its denial; in a refused batch the allowed
+  // requests are not forwarded either and say so.
+  void answer_refusal(response_slot& slot, const policy::body_decision& bd) {
     const auto msgs = decider_.reader().messages();
     out_.clear();
     if (!bd.batch) {
-      const policy::message &m = msgs[0];
+      const policy::message& m = msgs[0];
       if (bd.overall.what == verdict::invalid) {
-        append_rpc_error(out_, m.id, static_cast<int>(bd.overall.error),
-                         bd.overall.reason);
+        append_rpc_error(out_, m.id, static_cast<int>(bd.overall.error), bd.overall.reason);
         return slot.respond(400, kJson, out_);
       }
-      append_denial(out_, m.id, bd.overall,
-                    m.method_kind == policy::method_id::tools_call,
+      append_denial(out_, m.id, bd.overall, m.method_kind == policy::method_id::tools_call,
                     settings_.deny_as_error);
       return slot.respond(200, kJson, out_);
     }
     out_ += '[';
     bool first = true;
     for (size_t i = 0; i < msgs.size(); ++i) {
-      const policy::message &m = msgs[i];
-      const policy::decision &d = bd.each[i];
-      if (m.kind != policy::message_kind::request && d.what != verdict::invalid)
-        continue;
-      if (!first)
-        out_ += ',';
+      const policy::message& m = msgs[i];
+      const policy::decision& d = bd.each[i];
+      if (m.kind != policy::message_kind::request && d.what != verdict::invalid) continue;
+      if (!first) out_ += ',';
       first = false;
       if (d.what == verdict::invalid) {
         append_rpc_error(out_, m.id, static_cast<int>(d.error), d.reason);
       } else if (d.what == verdict::allow) {
         append_rpc_error(out_, m.id, kErrorDenied,
-                         "not forwarded: another message in this batch was "
-                         "refused by policy");
+                         "not forwarded: another message in this batch was refused by policy");
       } else {
-        append_denial(out_, m.id, d,
-                      m.method_kind == policy::method_id::tools_call,
+        append_denial(out_, m.id, d, m.method_kind == policy::method_id::tools_call,
                       settings_.deny_as_error);
       }
     }
     out_ += ']';
-    if (first)
-      return slot.respond(202, {}, {});
+    if (first) return slot.respond(202, {}, {});
     slot.respond(200, kJson, out_);
   }
 
-  void pass_through(const http_request &req, response_slot &slot) {
-    if (!pool_)
-      return respond_text(slot, 503, "no upstream server is configured\n");
-    forward *f = take_forward();
+  void pass_through(const http_request& req, response_slot& slot) {
+    if (!pool_) return respond_text(slot, 503, "no upstream server is configured\n");
+    forward* f = take_forward();
     f->slot = slot;
     send_upstream(req, f);
   }
 
-  void send_upstream(const http_request &req, forward *f) {
+  void send_upstream(const http_request& req, forward* f) {
     headers_.clear();
     auto add = [&](std::string_view name, std::string_view value) {
-      if (!value.empty())
-        headers_.push_back({name, value});
+      if (!value.empty()) headers_.push_back({name, value});
     };
     add("Content-Type", req.content_type);
     add("Accept", req.accept);
@@ -449,51 +419,113 @@ private:
     add("Last-Event-ID", req.last_event_id);
     add("Mcp-Method", req.mcp_method);
     add("Mcp-Name", req.mcp_name);
-    for (const http_header &h : extra_upstream_)
+    for (const http_header& h : extra_upstream_)
       headers_.push_back(h);
     upstream_request up;
     up.method = req.method;
     up.headers = headers_;
     up.body = req.body;
     f->owner = this;
-    // A zero handle: the exchange failed inside send() (on_error ran, f is
-    // recycled).
-    if (const uint64_t h = pool_->send(up, f); h != 0)
-      f->handle = h;
+    // A zero handle: the exchange failed inside send() (on_error ran, f is recycled).
+    if (const uint64_t h = pool_->send(up, f); h != 0) f->handle = h;
   }
 
-  forward *take_forward() {
+  void on_loop() {
+    if (port_.receive() && !parked_.empty()) decide_parked();
+    port_.send();
+  }
+
+  // Keeps a waiting call until the hub's next reply. False (answer now, rate_limited) when
+  // too many calls wait already. Allocates only while warming up.
+  bool park(bool decide_service, const http_request& req, response_slot& slot,
+            const policy::identity& who) {
+    if (parked_.size() >= settings_.max_parked) return false;
+    std::unique_ptr<parked_call> p;
+    if (parked_free_.empty()) {
+      p = std::make_unique<parked_call>();
+    } else {
+      p = std::move(parked_free_.back());
+      parked_free_.pop_back();
+    }
+    p->decide_service = decide_service;
+    p->slot = slot;
+    p->grant = who.grant;
+    p->session.assign(who.session);
+    p->method.assign(req.method);
+    p->target.assign(req.target);
+    p->content_type.assign(req.content_type);
+    p->accept.assign(req.accept);
+    p->protocol_version.assign(req.mcp_protocol_version);
+    p->last_event_id.assign(req.last_event_id);
+    p->mcp_method.assign(req.mcp_method);
+    p->mcp_name.assign(req.mcp_name);
+    p->body_size = req.body.size();
+    p->body.assign(req.body);
+    p->body.append(simdjson::SIMDJSON_PADDING, ' ');
+    parked_.push_back(std::move(p));
+    return true;
+  }
+
+  // After a grant or close: every parked call is decided again, in arrival order; one that
+  // must still wait (another key) parks again.
+  void decide_parked() {
+    redo_.swap(parked_);
+    for (std::unique_ptr<parked_call>& p : redo_) {
+      if (p->slot.valid()) {
+        http_request req;
+        req.method = p->method;
+        req.target = p->target;
+        req.content_type = p->content_type;
+        req.accept = p->accept;
+        req.mcp_session_id = p->session;
+        req.mcp_protocol_version = p->protocol_version;
+        req.last_event_id = p->last_event_id;
+        req.mcp_method = p->mcp_method;
+        req.mcp_name = p->mcp_name;
+        req.body = std::string_view(p->body.data(), p->body_size);
+        const policy::identity who{p->grant, p->session};
+        if (p->decide_service) {
+          decide_answer(req, p->slot, who);
+        } else {
+          mcp_post(req, p->slot, who);
+        }
+      }
+      parked_free_.push_back(std::move(p));
+    }
+    redo_.clear();
+  }
+
+  forward* take_forward() {
     if (free_.empty()) {
       forwards_.push_back(std::make_unique<forward>());
       return forwards_.back().get();
     }
-    forward *f = free_.back();
+    forward* f = free_.back();
     free_.pop_back();
     return f;
   }
 
-  engine::shard &shard_;
+  engine::shard& shard_;
   std::shared_ptr<const gateway_shared> shared_;
-  const gateway_settings &settings_;
-  policy::limiter &limiter_;
+  const gateway_settings& settings_;
+  limit_hub::port& port_;
+  policy::limiter& limiter_;
   policy::decider decider_;
+  std::vector<std::unique_ptr<parked_call>> parked_, parked_free_, redo_;
   std::unique_ptr<upstream_pool> pool_;
   tools_filter filter_;
   std::string out_;
   std::vector<http_header> headers_;
   std::vector<http_header> extra_upstream_;
-  std::vector<std::unique_ptr<forward>>
-      forwards_; // every exchange object this shard made
-  std::vector<forward *> free_;
+  std::vector<std::unique_ptr<forward>> forwards_;  // every exchange object this shard made
+  std::vector<forward*> free_;
 };
 
 void forward::begin_stream() {
   http_header extra[2];
   size_t n = 0;
-  if (!session_id.empty())
-    extra[n++] = {"Mcp-Session-Id", session_id};
-  if (!protocol_version.empty())
-    extra[n++] = {"MCP-Protocol-Version", protocol_version};
+  if (!session_id.empty()) extra[n++] = {"Mcp-Session-Id", session_id};
+  if (!protocol_version.empty()) extra[n++] = {"MCP-Protocol-Version", protocol_version};
   slot.begin(status, content_type, {extra, n});
   streaming = true;
 }
@@ -501,14 +533,12 @@ void forward::begin_stream() {
 void forward::respond_whole(std::string_view bytes) {
   http_header extra[2];
   size_t n = 0;
-  if (!session_id.empty())
-    extra[n++] = {"Mcp-Session-Id", session_id};
-  if (!protocol_version.empty())
-    extra[n++] = {"MCP-Protocol-Version", protocol_version};
+  if (!session_id.empty()) extra[n++] = {"Mcp-Session-Id", session_id};
+  if (!protocol_version.empty()) extra[n++] = {"MCP-Protocol-Version", protocol_version};
   slot.respond(status, content_type, bytes, {extra, n});
 }
 
-void forward::on_head(const upstream_response_head &head) {
+void forward::on_head(const upstream_response_head& head) {
   status = head.status;
   if (status >= 500 && taken_count != 0) {
     // The upstream did not serve the call: its rate-limit slots go back.
@@ -519,9 +549,8 @@ void forward::on_head(const upstream_response_head &head) {
   session_id.assign(head.mcp_session_id);
   protocol_version.assign(head.mcp_protocol_version);
   sse = head.content_type.substr(0, kEventStream.size()) == kEventStream;
-  // A framed JSON answer is sent whole with its length; a JSON tools/list
-  // answer is held however it is framed, because it must be filtered before any
-  // of it is relayed.
+  // A framed JSON answer is sent whole with its length; a JSON tools/list answer is held
+  // however it is framed, because it must be filtered before any of it is relayed.
   if (!sse && (!head.chunked_or_streaming || filter_tools)) {
     held = true;
     return;
@@ -530,20 +559,17 @@ void forward::on_head(const upstream_response_head &head) {
 }
 
 void forward::on_body(std::string_view bytes) {
-  if (!slot.valid())
-    return owner->abandon(this); // the agent went away
+  if (!slot.valid()) return owner->abandon(this);  // the agent went away
   if (held) {
-    if (body.size() + bytes.size() <=
-        (filter_tools ? kMaxToolsListAnswer : kMaxHeldAnswer)) {
+    if (body.size() + bytes.size() <= (filter_tools ? kMaxToolsListAnswer : kMaxHeldAnswer)) {
       body.append(bytes);
       return;
     }
     if (filter_tools) {
       // Fail closed: what cannot be filtered is not relayed.
-      return owner->fail(this, 502,
-                         "upstream tools/list answer is too large to filter");
+      return owner->fail(this, 502, "upstream tools/list answer is too large to filter");
     }
-    held = false; // too large to hold: stream what we have and the rest
+    held = false;  // too large to hold: stream what we have and the rest
     begin_stream();
     slot.write(body);
     body.clear();
@@ -568,16 +594,13 @@ void forward::on_end() {
       respond_whole(filtered);
     } else {
       // Fail closed: an answer the filter cannot read could carry hidden tools.
-      return owner->fail(this, 502,
-                         "upstream answered tools/list with invalid JSON");
+      return owner->fail(this, 502, "upstream answered tools/list with invalid JSON");
     }
   } else if (streaming) {
     if (sse && filter_tools && !splitter.pending().empty()) {
-      // The stream ended inside an event: it goes through the filter like the
-      // others.
+      // The stream ended inside an event: it goes through the filter like the others.
       std::string rewritten;
-      filter_sse_event(splitter.pending(), owner->filter(), owner->policy(),
-                       rewritten);
+      filter_sse_event(splitter.pending(), owner->filter(), owner->policy(), rewritten);
       slot.write(rewritten);
     }
     slot.finish();
@@ -605,8 +628,8 @@ void forward::on_error(upstream_error e, std::string_view detail) {
     }
     slot.finish();
   } else {
-    const bool timeout = e == upstream_error::connect_timeout ||
-                         e == upstream_error::response_timeout;
+    const bool timeout =
+        e == upstream_error::connect_timeout || e == upstream_error::response_timeout;
     std::string out;
     append_rpc_error(out, id, kErrorUpstream, message);
     slot.respond(timeout ? 504 : 502, kJson, out);
@@ -614,16 +637,20 @@ void forward::on_error(upstream_error e, std::string_view detail) {
   owner->done(this);
 }
 
-} // namespace
+}  // namespace
 
-request_handler_factory
-make_gateway_factory(std::shared_ptr<gateway_shared> shared) {
-  if (!shared->limiter)
-    shared->limiter =
-        std::make_shared<policy::locked_limiter>(shared->settings.limiter);
-  return [shared](engine::shard &shard) -> std::unique_ptr<request_handler> {
+request_handler_factory make_gateway_factory(std::shared_ptr<gateway_shared> shared) {
+  if (!shared->limits) {
+    limit_hub_options o;
+    o.shards = resolve_shard_count(shared->settings.shards);
+    o.merge_interval = shared->settings.merge_interval;
+    o.limiter = shared->settings.limiter;
+    shared->limits = std::make_shared<limit_hub>(o);
+  }
+  shared->limits->start();
+  return [shared](engine::shard& shard) -> std::unique_ptr<request_handler> {
     return std::make_unique<gateway_shard>(shard, shared);
   };
 }
 
-} // namespace sluice::net
+}  // namespace sluice::net

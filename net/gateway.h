@@ -1,14 +1,17 @@
 #pragma once
 // The gateway: MCP Streamable HTTP in front of an upstream server, and the decision
-// service. One gateway_shard per engine shard; it owns that shard's decider, limiter shard,
-// upstream pool and answer buffers, and is used only from the shard's thread.
+// service. One gateway_shard per engine shard; it owns that shard's decider, its port to the
+// limits hub (its lease_limiter), its upstream pool, its parked calls and answer buffers, and
+// is used only from the shard's thread.
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "net/grants.h"
 #include "net/http_server.h"
+#include "net/limit_hub.h"
 #include "net/upstream.h"
 #include "policy/compiled_policy.h"
 #include "policy/jsonrpc.h"
@@ -30,14 +33,23 @@ struct gateway_settings {
   std::shared_ptr<const grant_table> grants;  // null: every caller is the anonymous grant
   policy::reader_limits reader;
   policy::limiter_options limiter;
+  // For the limits hub made at start when gateway_shared::limits is null: the runtime's
+  // shard count (0: one per CPU of the affinity mask, as the runtime does) and the merge
+  // interval.
+  unsigned shards = 0;
+  std::chrono::microseconds merge_interval{2000};
+  // Calls parked per shard while they wait for lease (see docs/architecture.md); beyond it
+  // a waiting call is answered rate_limited at once.
+  size_t max_parked = 4096;
 };
 
 // What every shard shares: settings and policy, read-only once serving starts, and the
-// rate-limit count table (internally synchronised: see policy::locked_limiter).
+// limits hub (net/limit_hub.h): each shard counts in its own lease_limiter, reached through
+// its port, and the hub moves leases between shards.
 struct gateway_shared {
   gateway_settings settings;
   std::shared_ptr<const policy::compiled_policy> policy;
-  std::shared_ptr<policy::limiter> limiter;  // null: made from settings.limiter at start
+  std::shared_ptr<limit_hub> limits;  // null: made (and started) from settings at start
 };
 
 // The request_handler_factory for net::http_server.

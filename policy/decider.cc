@@ -154,8 +154,9 @@ decision decider::decide_rule(const compiled_rule& r, const message& m, const id
   taken_.resize(begin);
   const compiled_limit& l = r.limits[a.failed];
   d.rule = l.pointer;
-  if (a.what == acquire_result::status::limited) {
+  if (a.what == acquire_result::status::limited || a.what == acquire_result::status::wait) {
     d.what = verdict::rate_limited;
+    d.wait = a.what == acquire_result::status::wait;
     d.reason = l.reason;
     d.retry_after_ns = a.retry_after_ns;
   } else {

@@ -34,6 +34,10 @@ struct decision {
   rpc_error error = rpc_error::none;  // invalid: the JSON-RPC error code to answer with
   // Slots taken in the limiter (allow only), for release().
   uint32_t taken_begin = 0, taken_count = 0;
+  // rate_limited because this shard's lease is used up while the process-wide budget may
+  // still have room (a lease_limiter answered wait): decide the same body again after the
+  // limiter's next grant. Never set with a limiter_shard (`sluice eval`, one shard alone).
+  bool wait = false;
 };
 
 struct body_decision {
@@ -42,6 +46,9 @@ struct body_decision {
   // element is forwarded and no element keeps a rate-limit slot), else allow.
   decision overall;
   std::span<const decision> each;  // one per message, in order (empty if the body is invalid)
+  // overall.wait: nothing of the body holds a slot; a caller that can park it decides it
+  // again later, any other caller answers the rate_limited verdict it carries.
+  [[nodiscard]] bool wait() const { return overall.wait; }
 };
 
 class decider {

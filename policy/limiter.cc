@@ -7,10 +7,7 @@ namespace sluice::policy {
 
 namespace {
 int64_t window_end(int64_t now_ns, int64_t window_ns) {
-  // Floor division: times before 1970 still land in the right window.
-  int64_t q = now_ns / window_ns;
-  if (now_ns % window_ns < 0) --q;
-  return (q + 1) * window_ns;
+  return window_end_at(now_ns, window_ns);
 }
 }  // namespace
 

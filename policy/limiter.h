@@ -9,7 +9,6 @@
 // and release(), so splitting counting across cores does not change it.
 
 #include <cstdint>
-#include <mutex>
 #include <span>
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -21,6 +20,19 @@ struct limiter_key {
   uint64_t hi = 0, lo = 0;
   bool operator==(const limiter_key&) const = default;
 };
+
+struct limiter_key_hash {
+  using is_avalanching = void;  // both halves are already hashes
+  size_t operator()(const limiter_key& k) const { return k.lo; }
+};
+
+// The end of the epoch-aligned window of `window_ns` that holds `now_ns` (floor division:
+// times before 1970 still land in the right window).
+[[nodiscard]] inline int64_t window_end_at(int64_t now_ns, int64_t window_ns) {
+  int64_t q = now_ns / window_ns;
+  if (now_ns % window_ns < 0) --q;
+  return (q + 1) * window_ns;
+}
 
 struct limit_request {
   limiter_key key;
@@ -37,18 +49,22 @@ class budget_source {
 };
 
 struct acquire_result {
-  enum class status : uint8_t { ok, limited, full };
+  // wait: nothing was taken; this shard's lease for request `failed` is used up while the
+  // process-wide budget may still have room. Ask again after the limiter's next grant
+  // (lease_limiter). A limiter_shard never answers wait.
+  enum class status : uint8_t { ok, limited, full, wait };
   status what = status::ok;
-  uint32_t failed = 0;         // index of the request that failed (limited / full)
-  int64_t retry_after_ns = 0;  // limited: until the latest failing window ends
+  uint32_t failed = 0;         // index of the request that failed (limited / full / wait)
+  int64_t retry_after_ns = 0;  // limited / wait: until the latest failing window ends
 };
 
 struct limiter_options {
   size_t max_keys = 1 << 20;  // live keys per shard; beyond it calls fail closed
 };
 
-// What the decider counts with. Implementations: limiter_shard (one thread counts alone),
-// locked_limiter (several shards share one count table).
+// What the decider counts with. Implementations: limiter_shard (one thread counts alone:
+// `sluice eval`, tests, benchmarks) and lease_limiter (one per shard of `sluice serve`,
+// counting from leases a hub grants: policy/lease_limiter.h).
 class limiter {
  public:
   virtual ~limiter() = default;
@@ -85,36 +101,11 @@ class limiter_shard final : public limiter {
     uint32_t used = 0;
     uint32_t budget = 0;
   };
-  struct key_hash {
-    using is_avalanching = void;
-    size_t operator()(const limiter_key& k) const { return k.lo; }
-  };
   size_t sweep(int64_t now_ns);  // drops expired keys; returns how many
 
   limiter_options options_;
   budget_source* source_;
-  boost::unordered_flat_map<limiter_key, entry, key_hash> entries_;
-};
-
-// One count table shared by every shard of a process, behind a mutex: exact whatever the
-// number of shards, at the price of one uncontended lock per rate-limited call. It is the
-// interim engine until per-core lease shards merged periodically replace it (issue 4).
-class locked_limiter final : public limiter {
- public:
-  explicit locked_limiter(limiter_options options = {}) : inner_(options) {}
-  [[nodiscard]] acquire_result acquire(std::span<const limit_request> requests,
-                                       int64_t now_ns) override {
-    std::lock_guard lock(mutex_);
-    return inner_.acquire(requests, now_ns);
-  }
-  void release(std::span<const limit_request> requests, int64_t taken_at_ns) override {
-    std::lock_guard lock(mutex_);
-    inner_.release(requests, taken_at_ns);
-  }
-
- private:
-  std::mutex mutex_;
-  limiter_shard inner_;
+  boost::unordered_flat_map<limiter_key, entry, limiter_key_hash> entries_;
 };
 
 }  // namespace sluice::policy

@@ -44,6 +44,7 @@ struct serve_options {
   int64_t response_timeout_ms = 30'000;
   int64_t upstream_connections = 256;
   int64_t max_limiter_keys = 1 << 20;
+  int64_t merge_interval_ms = 2;
   int64_t max_json_depth = 64;
   int64_t drain_timeout_ms = 10'000;
 };
@@ -119,6 +120,9 @@ const std::vector<option_spec>& specs() {
        INT(upstream_connections, 1, 100'000)},
       {"max-limiter-keys", "N", "live rate-limit keys per shard; beyond: fail closed [1048576]",
        INT(max_limiter_keys, 1, 1 << 30)},
+      {"merge-interval-ms", "MS",
+       "rate limits: how often the shards' counts are merged and leases moved [2]",
+       INT(merge_interval_ms, 1, 1000)},
       {"max-json-depth", "N", "JSON nesting accepted in a message [64]",
        INT(max_json_depth, 2, 1024)},
       {"drain-timeout-ms", "MS", "on SIGTERM/SIGINT, time to finish in-flight requests [10000]",
@@ -319,6 +323,8 @@ int run_serve(std::span<char* const> args) {
   gs.upstream_opts.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
   gs.upstream_opts.max_connections = static_cast<uint32_t>(o.upstream_connections);
   gs.limiter.max_keys = static_cast<size_t>(o.max_limiter_keys);
+  gs.shards = static_cast<unsigned>(o.shards);
+  gs.merge_interval = std::chrono::milliseconds(o.merge_interval_ms);
   gs.reader.max_bytes = static_cast<size_t>(o.max_body_bytes);
   gs.reader.max_depth = static_cast<uint32_t>(o.max_json_depth);
 
@@ -352,6 +358,22 @@ int run_serve(std::span<char* const> args) {
                static_cast<long long>(o.drain_timeout_ms));
   server.stop(std::chrono::milliseconds(o.drain_timeout_ms));
   server.join();
+  if (shared->limits) {
+    shared->limits->stop();
+    const net::limit_hub_stats& ls = shared->limits->stats();
+    std::string per_shard;
+    for (uint64_t n : shared->limits->reports_per_shard()) {
+      if (!per_shard.empty()) per_shard += ',';
+      per_shard += std::to_string(n);
+    }
+    std::fprintf(stderr,
+                 "sluice: rate limits: %llu merges, reports per shard %s, %llu grants, "
+                 "%llu claims, %llu closes\n",
+                 static_cast<unsigned long long>(ls.merges.load()), per_shard.c_str(),
+                 static_cast<unsigned long long>(ls.grants.load()),
+                 static_cast<unsigned long long>(ls.claims.load()),
+                 static_cast<unsigned long long>(ls.closes.load()));
+  }
   return 0;
 }
 

@@ -1,0 +1,186 @@
+#include "net/limit_hub.h"
+
+#include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace sluice::net {
+
+namespace {
+int64_t wall_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+int64_t mono_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+}  // namespace
+
+unsigned resolve_shard_count(unsigned configured) {
+  if (configured != 0) return configured;
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof mask, &mask) != 0) return 1;
+  const int n = CPU_COUNT(&mask);
+  return n > 0 ? static_cast<unsigned>(n) : 1;
+}
+
+limit_hub::port::port(limit_hub& hub, unsigned id, const limit_hub_options& o)
+    : hub_(hub),
+      limiter_(id, o.shards, o.limiter),
+      to_hub_(o.queue_capacity),
+      to_shard_(o.queue_capacity) {}
+
+bool limit_hub::port::receive() {
+  bool decide_again = false;
+  to_shard_.drain([&](policy::lease_reply& r) {
+    if (r.what == policy::lease_reply::kind::ack) {
+      in_flight_ = false;
+      return;
+    }
+    decide_again |= limiter_.apply(r);
+  });
+  return decide_again;
+}
+
+void limit_hub::port::send() {
+  if (in_flight_ || !limiter_.has_report()) return;
+  const size_t n =
+      limiter_.report([this](const policy::lease_report& r) { return to_hub_.try_push(r); });
+  if (n == 0) return;
+  in_flight_ = true;
+  hub_.notify();
+}
+
+limit_hub::limit_hub(const limit_hub_options& options)
+    : options_(options), ledger_(options.shards == 0 ? 1 : options.shards) {
+  if (options_.shards == 0) options_.shards = 1;
+  for (unsigned i = 0; i < options_.shards; ++i)
+    ports_.push_back(std::unique_ptr<port>(new port(*this, i, options_)));
+  shards_.assign(options_.shards, nullptr);
+  out_.resize(options_.shards);
+  wake_.assign(options_.shards, 0);
+  reports_from_.assign(options_.shards, 0);
+  event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+limit_hub::~limit_hub() {
+  stop();
+  if (event_fd_ >= 0) ::close(event_fd_);
+}
+
+limit_hub::port& limit_hub::attach(unsigned i, engine::shard& s) {
+  std::lock_guard lock(shards_mu_);
+  shards_[i] = &s;
+  return *ports_[i];
+}
+
+void limit_hub::detach(unsigned i) {
+  std::lock_guard lock(shards_mu_);
+  shards_[i] = nullptr;
+}
+
+void limit_hub::start() {
+  if (thread_.joinable()) return;
+  stopping_.store(false, std::memory_order_relaxed);
+  thread_ = std::thread([this] { run(); });
+}
+
+void limit_hub::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_release);
+  notify();
+  thread_.join();
+}
+
+void limit_hub::notify() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
+}
+
+void limit_hub::run() {
+  int64_t last_merge = 0;
+  int64_t last_expire = 0;
+  for (;;) {
+    bool pending = ledger_.busy();
+    for (const auto& q : out_)
+      pending |= !q.empty();
+    // Idle: block until a shard reports (or stop). Busy: come back after one interval.
+    pollfd p{event_fd_, POLLIN, 0};
+    const int timeout_ms =
+        pending ? static_cast<int>(options_.merge_interval.count() / 1000) + 1 : -1;
+    (void)::poll(&p, 1, timeout_ms);
+    uint64_t v;
+    [[maybe_unused]] ssize_t n = ::read(event_fd_, &v, sizeof v);
+    if (stopping_.load(std::memory_order_acquire)) return;
+    // Batch: one merge per interval, whatever the number of reports that woke us.
+    const int64_t due = last_merge + options_.merge_interval.count() * 1000;
+    const int64_t now = mono_ns();
+    if (now < due) {
+      timespec ts{static_cast<time_t>(due / 1'000'000'000), static_cast<long>(due % 1'000'000'000)};
+      while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+      }
+    }
+    last_merge = mono_ns();
+    merge();
+    if (last_merge - last_expire > 1'000'000'000) {
+      ledger_.expire(wall_ns());
+      last_expire = last_merge;
+    }
+  }
+}
+
+void limit_hub::merge() {
+  stats_.merges.fetch_add(1, std::memory_order_relaxed);
+  auto send = [this](unsigned s, const policy::lease_reply& r) {
+    switch (r.what) {
+      case policy::lease_reply::kind::grant:
+        (r.closed ? stats_.closes : stats_.grants).fetch_add(1, std::memory_order_relaxed);
+        break;
+      case policy::lease_reply::kind::claim:
+        stats_.claims.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case policy::lease_reply::kind::ack:
+        break;
+    }
+    out_[s].push_back(r);
+  };
+  for (unsigned s = 0; s < options_.shards; ++s) {
+    const size_t n =
+        ports_[s]->to_hub_.drain([&](policy::lease_report& r) { ledger_.on_report(s, r, send); });
+    if (n != 0) {
+      stats_.reports.fetch_add(n, std::memory_order_relaxed);
+      reports_from_[s] += n;
+      policy::lease_reply ack;
+      ack.what = policy::lease_reply::kind::ack;
+      out_[s].push_back(ack);
+    }
+  }
+  ledger_.settle(send);
+  flush_out();
+}
+
+void limit_hub::flush_out() {
+  for (unsigned s = 0; s < options_.shards; ++s) {
+    auto& q = out_[s];
+    while (!q.empty() && ports_[s]->to_shard_.try_push(q.front())) {
+      q.pop_front();
+      wake_[s] = 1;
+    }
+  }
+  std::lock_guard lock(shards_mu_);
+  for (unsigned s = 0; s < options_.shards; ++s) {
+    if (wake_[s] == 0) continue;
+    wake_[s] = 0;
+    if (shards_[s] != nullptr) shards_[s]->wake();
+  }
+}
+
+}  // namespace sluice::net

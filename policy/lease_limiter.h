@@ -1,0 +1,387 @@
+#pragma once
+// Exact rate limits over several shards without a lock or a shared write on the request path.
+//
+// Each shard counts in its own lease_limiter. For a key (counter + scope value) and window a
+// shard admits only while `used < budget`, where `budget` is the lease it holds: a slice of
+// the key's `max`. The lease_ledger (one per process, on the limits hub thread) hands leases
+// out so that the budgets of all shards for a key and window never sum to more than `max`;
+// hence never more than `max` admitted, whatever the number of shards.
+//
+// Protocol (all messages are plain values carried by bounded SPSC queues, see
+// net/limit_hub.h):
+// - A shard starts a key's window with a deterministic initial share (max / N, the remainder
+//   to low shard ids); the ledger assumes every shard holds its share until told otherwise.
+// - A call that finds its shard's lease used up while the hub has not said the window is
+//   spent gets acquire_result::status::wait and counts as demand for the key; the gateway
+//   parks it and decides it again after the next reply from the hub.
+// - After each batch of work a shard reports every key it touched: used, the lease it gave
+//   back itself (unused lease beyond what it is likely to need before its next report), and
+//   its demand. The ledger puts returns in the key's pool, grants the pool to shards with
+//   demand (in proportion), claims unused lease from idle shards when the pool cannot cover
+//   the demand, and says "closed" to a waiting shard once no lease is left anywhere.
+//
+// policy/ stays pure: no threads, no clock. Everything here is used from one thread.
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <boost/unordered/unordered_flat_map.hpp>
+
+#include "policy/limiter.h"
+
+namespace sluice::policy {
+
+// Shard `id`'s share of `max` out of `count` shards at the start of a window.
+[[nodiscard]] constexpr uint32_t initial_share(uint32_t max, unsigned id, unsigned count) {
+  return max / count + (id < max % count ? 1u : 0u);
+}
+
+// Shard -> hub: one key touched since the shard's last report.
+struct lease_report {
+  limiter_key key;
+  int64_t window_end_ns = 0;
+  uint32_t max = 0;
+  uint32_t used = 0;           // slots taken in the window (after releases)
+  uint32_t returned = 0;       // lease given back since the last report (out of the budget)
+  uint32_t demand = 0;         // calls that waited for lease since the last report
+  bool answers_claim = false;  // sent in answer to a claim: nothing unused is left
+};
+
+// Hub -> shard.
+struct lease_reply {
+  enum class kind : uint8_t {
+    ack,    // the hub has read the shard's report; it may send the next one
+    grant,  // `amount` more lease (may be 0); `closed`: no lease left anywhere this window
+    claim,  // give back all unused lease of the key (and report)
+  };
+  kind what = kind::ack;
+  bool closed = false;
+  uint32_t amount = 0;  // grant
+  uint32_t max = 0;     // claim: the key's max, for a shard that never saw the key
+  limiter_key key;
+  int64_t window_end_ns = 0;
+};
+
+class lease_limiter final : public limiter {
+ public:
+  lease_limiter(unsigned shard_id, unsigned shard_count, limiter_options options = {});
+
+  // Does not allocate once a key exists (a new key may grow the table up to max_keys, and the
+  // list of keys to report until it is warm).
+  [[nodiscard]] acquire_result acquire(std::span<const limit_request> requests,
+                                       int64_t now_ns) override;
+  // A released slot goes back to this shard's budget.
+  void release(std::span<const limit_request> requests, int64_t taken_at_ns) override;
+
+  // Applies one reply from the hub. Returns true when it may let a waiting call through or
+  // settle it (a grant or a close), so the caller decides its parked calls again.
+  bool apply(const lease_reply& r);
+
+  // Whether some key was touched since the last report.
+  [[nodiscard]] bool has_report() const { return !dirty_.empty(); }
+
+  // Hands one lease_report per touched key to push (bool push(const lease_report&)) until it
+  // returns false; keys that did not fit stay for the next report. Unused lease beyond what
+  // the key used since the last report (at least kKeep slots) is given back with the report,
+  // unless calls are waiting on the key. Returns the number of reports pushed.
+  template <typename Push>
+  size_t report(Push&& push);
+
+  // For tests and metrics.
+  [[nodiscard]] uint32_t used(const limiter_key& key, int64_t window_end_ns) const;
+  [[nodiscard]] uint32_t budget(const limiter_key& key, int64_t window_end_ns) const;
+  [[nodiscard]] size_t live_keys() const { return entries_.size(); }
+  [[nodiscard]] unsigned shard_id() const { return id_; }
+  [[nodiscard]] unsigned shard_count() const { return count_; }
+
+  // Slots of lease a shard keeps at a report, at least, when it has some unused.
+  static constexpr uint32_t kKeep = 1;
+
+ private:
+  enum : uint8_t { kDirty = 1, kClosed = 2, kClaimed = 4 };
+  struct entry {
+    int64_t window_end_ns = INT64_MIN;
+    uint32_t used = 0;
+    uint32_t budget = 0;
+    uint32_t max = 0;
+    uint32_t demand = 0;
+    uint32_t returned = 0;
+    uint32_t used_at_report = 0;
+    uint8_t flags = 0;
+  };
+
+ public:
+  // Bytes per slot of the table: key + entry (the map stores them side by side) + the map's
+  // metadata byte. At the map's maximum load factor (0.875) that is at most 65 bytes per live
+  // key; usually less.
+  static constexpr size_t kBytesPerKey = sizeof(limiter_key) + sizeof(entry) + 1;
+
+ private:
+  void open_window(entry& e, int64_t end, uint32_t max);
+  void touch(const limiter_key& key, entry& e);
+  size_t sweep(int64_t now_ns);
+
+  unsigned id_;
+  unsigned count_;
+  limiter_options options_;
+  boost::unordered_flat_map<limiter_key, entry, limiter_key_hash> entries_;
+  std::vector<limiter_key> dirty_;  // keys touched since the last report, each once
+  std::vector<limiter_key> kept_;   // scratch: keys that did not fit in a report
+};
+
+template <typename Push>
+size_t lease_limiter::report(Push&& push) {
+  size_t pushed = 0;
+  kept_.clear();
+  bool full = false;
+  for (const limiter_key& key : dirty_) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) continue;  // swept: its window is over
+    entry& e = it->second;
+    if (full) {
+      kept_.push_back(key);
+      continue;
+    }
+    uint32_t give = 0;
+    const uint32_t unused = e.budget > e.used ? e.budget - e.used : 0;
+    if (e.demand == 0) {
+      const uint32_t recent = e.used > e.used_at_report ? e.used - e.used_at_report : 0;
+      const uint32_t keep = recent > kKeep ? recent : kKeep;
+      if (unused > keep) give = unused - keep;
+    }
+    lease_report r;
+    r.key = key;
+    r.window_end_ns = e.window_end_ns;
+    r.max = e.max;
+    r.used = e.used;
+    r.returned = e.returned + give;
+    r.demand = e.demand;
+    r.answers_claim = (e.flags & kClaimed) != 0;
+    if (!push(static_cast<const lease_report&>(r))) {
+      full = true;
+      kept_.push_back(key);
+      continue;
+    }
+    ++pushed;
+    e.budget -= give;
+    e.returned = 0;
+    e.demand = 0;
+    e.used_at_report = e.used;
+    e.flags &= static_cast<uint8_t>(~(kDirty | kClaimed));
+  }
+  dirty_.swap(kept_);
+  return pushed;
+}
+
+// The hub's books: per key and window, the lease each shard holds and the free pool.
+// Pure bookkeeping, driven by net/limit_hub.cc (or a test) from one thread.
+class lease_ledger {
+ public:
+  // total_for(key, max) may lower a key's total below max (the cluster share); default max.
+  explicit lease_ledger(unsigned shard_count, size_t max_keys = size_t(1) << 22);
+
+  // One report from shard `shard`. Replies that must go out at once (closing the demand of a
+  // window that has ended) go through send(unsigned shard, const lease_reply&).
+  template <typename Send>
+  void on_report(unsigned shard, const lease_report& r, Send&& send);
+
+  // After a batch of reports: grants, claims and closes, through send.
+  template <typename Send>
+  void settle(Send&& send);
+
+  // Drops keys whose window has ended at now_ns (wall clock). Returns how many.
+  size_t expire(int64_t now_ns);
+
+  // Whether some key still has demand or claims in flight.
+  [[nodiscard]] bool busy() const { return !active_.empty(); }
+
+  // For tests: the lease the ledger counts as held by shards (grants in flight included) plus
+  // the pool; never more than max.
+  [[nodiscard]] uint64_t accounted(const limiter_key& key) const;
+  [[nodiscard]] uint32_t pool(const limiter_key& key) const;
+  [[nodiscard]] size_t live_keys() const { return keys_.size(); }
+
+ private:
+  struct per_shard {
+    uint32_t granted = 0;  // lease the shard holds or is being sent, as far as the hub knows
+    uint32_t used = 0;     // at the shard's last report
+    uint32_t demand = 0;   // unserved
+    bool claimed = false;  // a claim is in flight
+    bool closed = false;   // told the window is spent
+    bool fresh = false;    // granted in this settle: it is about to use it, do not claim it
+  };
+  struct key_state {
+    int64_t window_end_ns = 0;
+    uint32_t max = 0;
+    uint32_t pool = 0;
+    bool active = false;  // in active_
+    std::vector<per_shard> shards;
+  };
+
+  void open(key_state& k, int64_t window_end_ns, uint32_t max);
+  template <typename Send>
+  void settle_key(const limiter_key& key, key_state& k, Send&& send);
+
+  unsigned count_;
+  size_t max_keys_;
+  boost::unordered_flat_map<limiter_key, key_state, limiter_key_hash> keys_;
+  std::vector<limiter_key> active_;  // keys reported this round or with demand / claims pending
+  std::vector<limiter_key> scratch_;
+};
+
+template <typename Send>
+void lease_ledger::on_report(unsigned shard, const lease_report& r, Send&& send) {
+  auto close_old = [&] {
+    if (r.demand == 0) return;
+    lease_reply c;
+    c.what = lease_reply::kind::grant;
+    c.closed = true;
+    c.key = r.key;
+    c.window_end_ns = r.window_end_ns;
+    send(shard, static_cast<const lease_reply&>(c));
+  };
+  auto it = keys_.find(r.key);
+  if (it == keys_.end()) {
+    if (keys_.size() >= max_keys_) return close_old();  // fail closed: cannot track it
+    it = keys_.emplace(r.key, key_state{}).first;
+    open(it->second, r.window_end_ns, r.max);
+  }
+  key_state& k = it->second;
+  if (r.window_end_ns < k.window_end_ns) return close_old();  // that window is over
+  if (r.window_end_ns > k.window_end_ns) {
+    // A new window: calls still waiting in the old one are settled (rate_limited there,
+    // then decided afresh by their shard in the window of their new `now`).
+    for (unsigned s = 0; s < count_; ++s) {
+      if (k.shards[s].demand == 0) continue;
+      lease_reply c;
+      c.what = lease_reply::kind::grant;
+      c.closed = true;
+      c.key = r.key;
+      c.window_end_ns = k.window_end_ns;
+      send(s, static_cast<const lease_reply&>(c));
+    }
+    open(k, r.window_end_ns, r.max);
+  }
+  per_shard& p = k.shards[shard];
+  const uint32_t back = r.returned < p.granted ? r.returned : p.granted;
+  p.granted -= back;
+  k.pool += back;
+  p.used = r.used;
+  p.demand += r.demand;
+  if (r.answers_claim) p.claimed = false;
+  if (!k.active) {
+    k.active = true;
+    active_.push_back(r.key);
+  }
+}
+
+template <typename Send>
+void lease_ledger::settle(Send&& send) {
+  scratch_.clear();
+  for (const limiter_key& key : active_) {
+    auto it = keys_.find(key);
+    if (it == keys_.end()) continue;
+    key_state& k = it->second;
+    settle_key(key, k, send);
+    bool pending = false;
+    for (const per_shard& p : k.shards)
+      pending |= p.demand != 0 || p.claimed;
+    if (pending) {
+      scratch_.push_back(key);
+    } else {
+      k.active = false;
+    }
+  }
+  active_.swap(scratch_);
+}
+
+template <typename Send>
+void lease_ledger::settle_key(const limiter_key& key, key_state& k, Send&& send) {
+  auto reply = [&](unsigned s, lease_reply::kind what, uint32_t amount, bool closed) {
+    lease_reply r;
+    r.what = what;
+    r.amount = amount;
+    r.closed = closed;
+    r.max = k.max;
+    r.key = key;
+    r.window_end_ns = k.window_end_ns;
+    send(s, static_cast<const lease_reply&>(r));
+  };
+  uint64_t demand = 0;
+  bool any_closed = false;
+  for (per_shard& p : k.shards) {
+    demand += p.demand;
+    any_closed |= p.closed;
+    p.fresh = false;
+  }
+  if (k.pool > 0 && demand > 0) {
+    // The whole pool to the shards that wait, in proportion to their demand: a busy shard
+    // keeps what it will use and gives the rest back at its next report.
+    const uint32_t pool = k.pool;
+    uint32_t left = pool;
+    for (unsigned s = 0; s < count_ && left > 0; ++s) {
+      per_shard& p = k.shards[s];
+      if (p.demand == 0) continue;
+      uint64_t g = static_cast<uint64_t>(pool) * p.demand / demand;
+      if (g == 0) g = 1;
+      if (g > left) g = left;
+      const auto amount = static_cast<uint32_t>(g);
+      left -= amount;
+      p.granted += amount;
+      p.demand = amount >= p.demand ? 0 : p.demand - amount;
+      p.closed = false;
+      p.fresh = true;
+      reply(s, lease_reply::kind::grant, amount, false);
+    }
+    // Rounding leftovers go to the first shards still waiting, else stay in the pool.
+    for (unsigned s = 0; s < count_ && left > 0; ++s) {
+      per_shard& p = k.shards[s];
+      if (p.demand == 0) continue;
+      const uint32_t amount = p.demand < left ? p.demand : left;
+      left -= amount;
+      p.granted += amount;
+      p.demand -= amount;
+      reply(s, lease_reply::kind::grant, amount, false);
+    }
+    k.pool = left;
+    demand = 0;
+    for (const per_shard& p : k.shards)
+      demand += p.demand;
+  } else if (k.pool > 0 && any_closed) {
+    // Lease came back after some shard was told the window was spent (a released slot):
+    // reopen, so its next call asks again instead of being refused locally.
+    for (unsigned s = 0; s < count_; ++s) {
+      if (!k.shards[s].closed) continue;
+      k.shards[s].closed = false;
+      reply(s, lease_reply::kind::grant, 0, false);
+    }
+    return;
+  }
+  if (demand == 0 && !(any_closed && k.pool == 0)) return;
+  // Not enough in the pool: claim the unused lease of shards that do not wait themselves.
+  bool claiming = false;
+  for (unsigned s = 0; s < count_; ++s) {
+    per_shard& p = k.shards[s];
+    if (p.claimed) {
+      claiming = true;
+      continue;
+    }
+    if (p.demand != 0 || p.fresh || p.granted <= p.used) continue;
+    p.claimed = true;
+    claiming = true;
+    reply(s, lease_reply::kind::claim, 0, false);
+  }
+  if (claiming || demand == 0) return;
+  // Nothing unused anywhere: the window is spent for everyone who waits.
+  for (unsigned s = 0; s < count_; ++s) {
+    per_shard& p = k.shards[s];
+    if (p.demand == 0) continue;
+    p.demand = 0;
+    p.closed = true;
+    reply(s, lease_reply::kind::grant, 0, true);
+  }
+}
+
+}  // namespace sluice::policy
