@@ -1,0 +1,213 @@
+#!/usr/bin/env node
+// Interop: the official TypeScript SDK client (@modelcontextprotocol/sdk, Streamable HTTP)
+// talks to @modelcontextprotocol/server-everything through `sluice serve`, with the policy
+// tests/integration/policies/interop.json. Nobody on this team wrote either end.
+//
+//   node sdk_client.mjs http://127.0.0.1:PORT/mcp [scenario ...]
+//
+// Prints one line per check, "ok - NAME" or "not ok - NAME: why", and exits non-zero when a
+// check failed. Scenarios (default: all): basics, progress, sampling, elicitation, roots,
+// isolation, terminate.
+import {Client} from '@modelcontextprotocol/sdk/client/index.js';
+import {StreamableHTTPClientTransport} from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+
+const url = new URL(process.argv[2]);
+const wanted = process.argv.slice(3);
+const run = (name) => wanted.length === 0 || wanted.includes(name);
+let failures = 0;
+
+function check(name, cond, why) {
+  if (cond) {
+    console.log(`ok - ${name}`);
+  } else {
+    failures++;
+    console.log(`not ok - ${name}: ${why}`);
+  }
+}
+const text = (result) => (result?.content ?? []).map((c) => c.text ?? '').join('\n');
+
+// A client announcing sampling, elicitation and roots; answers each with recognisable data.
+async function connect(tag = 'a') {
+  const client = new Client(
+      {name: 'sluice-interop', version: '1.0.0'},
+      {capabilities: {sampling: {}, elicitation: {form: {}}, roots: {listChanged: true}}});
+  client.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
+    model: `interop-model-${tag}`,
+    role: 'assistant',
+    content: {type: 'text', text: `sampled-${tag}: ${req.params.messages[0].content.text}`},
+  }));
+  client.setRequestHandler(ElicitRequestSchema, async () => ({
+    action: 'accept',
+    content: {name: `Ada-${tag}`, check: true},
+  }));
+  client.setRequestHandler(ListRootsRequestSchema, async () => ({
+    roots: [{uri: `file:///interop/root-${tag}`, name: `root-${tag}`}],
+  }));
+  const transport = new StreamableHTTPClientTransport(url);
+  await client.connect(transport);
+  return {client, transport};
+}
+
+async function basics() {
+  const {client, transport} = await connect();
+  check('connect: server info relayed', client.getServerVersion()?.name !== undefined,
+        JSON.stringify(client.getServerVersion()));
+  check('connect: session id issued', typeof transport.sessionId === 'string' &&
+        transport.sessionId.length > 0, `session ${transport.sessionId}`);
+
+  const {tools} = await client.listTools();
+  const names = tools.map((t) => t.name);
+  check('tools/list: allowed tools present', names.includes('echo') && names.includes('get-sum'),
+        names.join(','));
+  check('tools/list: hidden tool absent', !names.includes('get-env'), names.join(','));
+  check('tools/list: denied tool absent', !names.includes('gzip-file-as-resource'),
+        names.join(','));
+
+  const echo = await client.callTool({name: 'echo', arguments: {message: 'through sluice'}});
+  check('tools/call: allowed tool answered', !echo.isError && text(echo).includes('through sluice'),
+        JSON.stringify(echo));
+
+  const denied = await client.callTool(
+      {name: 'gzip-file-as-resource', arguments: {name: 'x.gz', data: 'https://example.com/'}});
+  check('tools/call: denied tool is an isError result with the reason',
+        denied.isError === true &&
+            text(denied).startsWith('[POLICY DENIED] ') &&
+            text(denied).includes('no fetching from agents'),
+        JSON.stringify(denied));
+
+  const hidden = await client.callTool({name: 'get-env', arguments: {}});
+  check('tools/call: hidden tool is refused', hidden.isError === true &&
+        text(hidden).startsWith('[POLICY DENIED] '), JSON.stringify(hidden));
+
+  const sums = [];
+  for (let i = 0; i < 3; i++) sums.push(await client.callTool({name: 'get-sum', arguments: {a: i, b: 1}}));
+  check('tools/call: calls within the limit answered',
+        !sums[0].isError && !sums[1].isError && text(sums[1]).includes('2'),
+        JSON.stringify(sums.slice(0, 2)));
+  check('tools/call: call over the limit is rate-limited with a retry hint',
+        sums[2].isError === true && text(sums[2]).startsWith('[POLICY DENIED] rate limit') &&
+            typeof sums[2]._meta?.['sluice/retry_after'] === 'number',
+        JSON.stringify(sums[2]));
+
+  const prompts = await client.listPrompts();
+  check('prompts/list relayed', prompts.prompts.length > 0, JSON.stringify(prompts));
+  const resources = await client.listResources();
+  check('resources/list relayed', resources.resources.length > 0, 'no resources');
+  await client.ping();
+  check('ping answered', true, '');
+  await client.close();
+}
+
+async function progress() {
+  const {client} = await connect();
+  const seen = [];
+  const result = await client.callTool(
+      {name: 'trigger-long-running-operation', arguments: {duration: 0.3, steps: 3}}, undefined,
+      {onprogress: (p) => seen.push(p), resetTimeoutOnProgress: true});
+  check('progress: long-running tool completed', text(result).includes('completed'),
+        JSON.stringify(result));
+  check('progress: every progress notification relayed in order',
+        seen.length === 3 && seen.map((p) => p.progress).join(',') === '1,2,3' &&
+            seen.every((p) => p.total === 3),
+        JSON.stringify(seen));
+  await client.close();
+}
+
+async function sampling() {
+  const {client} = await connect();
+  const r = await client.callTool(
+      {name: 'trigger-sampling-request', arguments: {prompt: 'hello', maxTokens: 10}});
+  check('sampling: server request reached the client and its answer the server',
+        !r.isError && text(r).includes('sampled-a:') && text(r).includes('interop-model-a'),
+        JSON.stringify(r));
+  await client.close();
+}
+
+async function elicitation() {
+  const {client} = await connect();
+  const r = await client.callTool({name: 'trigger-elicitation-request', arguments: {}});
+  check('elicitation: the answer was relayed to the server',
+        !r.isError && text(r).includes('Ada-a'), JSON.stringify(r));
+  await client.close();
+}
+
+async function roots() {
+  const {client} = await connect();
+  const r = await client.callTool({name: 'get-roots-list', arguments: {}});
+  check('roots: roots/list answered through the gateway',
+        !r.isError && text(r).includes('file:///interop/root-a'), JSON.stringify(r));
+  await client.close();
+}
+
+// Two sessions at once, each with a long-running call and a sampling round trip: every
+// message each client sees is its own.
+async function isolation() {
+  const a = await connect('a');
+  const b = await connect('b');
+  check('isolation: distinct sessions', a.transport.sessionId !== b.transport.sessionId,
+        `${a.transport.sessionId} ${b.transport.sessionId}`);
+  const seenA = [];
+  const seenB = [];
+  const [pa, pb, sa, sb] = await Promise.all([
+    a.client.callTool({name: 'trigger-long-running-operation', arguments: {duration: 0.4, steps: 4}},
+                      undefined, {onprogress: (p) => seenA.push(p)}),
+    b.client.callTool({name: 'trigger-long-running-operation', arguments: {duration: 0.2, steps: 2}},
+                      undefined, {onprogress: (p) => seenB.push(p)}),
+    a.client.callTool({name: 'trigger-sampling-request', arguments: {prompt: 'from-a'}}),
+    b.client.callTool({name: 'trigger-sampling-request', arguments: {prompt: 'from-b'}}),
+  ]);
+  check('isolation: each session got only its own progress',
+        seenA.map((p) => `${p.progress}/${p.total}`).join(',') === '1/4,2/4,3/4,4/4' &&
+            seenB.map((p) => `${p.progress}/${p.total}`).join(',') === '1/2,2/2',
+        `${JSON.stringify(seenA)} ${JSON.stringify(seenB)}`);
+  check('isolation: each long-running call got its own answer',
+        text(pa).includes('Steps: 4') && text(pb).includes('Steps: 2'),
+        `${text(pa)} | ${text(pb)}`);
+  check('isolation: each sampling request went to its own client',
+        text(sa).includes('sampled-a:') && text(sa).includes('from-a') && !text(sa).includes('-b') &&
+            text(sb).includes('sampled-b:') && text(sb).includes('from-b'),
+        `${text(sa)} | ${text(sb)}`);
+  await a.client.close();
+  await b.client.close();
+}
+
+async function terminate() {
+  const {client, transport} = await connect();
+  const sid = transport.sessionId;
+  await transport.terminateSession();
+  check('terminate: DELETE accepted, client forgot the session', transport.sessionId === undefined,
+        `session ${transport.sessionId}`);
+  // The old session is gone upstream: a request that still names it is refused.
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'accept': 'application/json, text/event-stream',
+      'mcp-session-id': sid,
+      'mcp-protocol-version': '2025-06-18',
+    },
+    body: JSON.stringify({jsonrpc: '2.0', id: 9, method: 'tools/list'}),
+  });
+  await res.text();
+  check('terminate: the ended session is refused afterwards', res.status === 404 || res.status === 400,
+        `status ${res.status}`);
+  await client.close();
+}
+
+const scenarios = {basics, progress, sampling, elicitation, roots, isolation, terminate};
+for (const [name, fn] of Object.entries(scenarios)) {
+  if (!run(name)) continue;
+  try {
+    await fn();
+  } catch (e) {
+    failures++;
+    console.log(`not ok - ${name}: threw ${e?.stack ?? e}`);
+  }
+}
+console.log(failures === 0 ? 'interop: all checks passed' : `interop: ${failures} failed`);
+process.exit(failures === 0 ? 0 : 1);
