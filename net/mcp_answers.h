@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "policy/decider.h"
+#include "policy/json_text.h"
 
 namespace sluice::net {
 
@@ -17,8 +18,7 @@ inline constexpr int kErrorApprovalRequired = -32012;  // approval_required
 inline constexpr int kErrorHeaderMismatch = -32020;    // Mcp-Method / Mcp-Name disagree with body
 inline constexpr int kErrorUpstream = -32030;          // upstream down, slow or garbled
 
-// Appends `s` as a JSON string literal.
-void append_json_string(std::string& out, std::string_view s);
+using policy::append_json_string;
 
 // {"jsonrpc":"2.0","id":ID,"error":{"code":C,"message":M}}; `id` is the raw token as the
 // client sent it, or empty for null.

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/json_text.h"
+
 namespace sluice::example {
 
 class call_log {
@@ -48,7 +50,6 @@ class call_log {
   std::vector<std::unique_ptr<part>> parts_;
 };
 
-// Appends s as the inside of a JSON string (no quotes).
-void append_json_escaped(std::string& out, std::string_view s);
+using policy::append_json_escaped;  // the inside of a JSON string (no quotes)
 
 }  // namespace sluice::example

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "policy/json_text.h"
 #include "tools/sluice/bench_runner.h"
 #include "tools/sluice/bench_traffic.h"
 #include "tools/sluice/commands.h"
@@ -112,20 +113,10 @@ double cpu_seconds(const std::string& stat_path) {
   return (utime + stime) / double(sysconf(_SC_CLK_TCK));
 }
 
+// `s` escaped for the inside of a JSON string.
 std::string json_escape(std::string_view s) {
   std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      o += buf;
-    } else {
-      o += c;
-    }
-  }
+  policy::append_json_escaped(o, s);
   return o;
 }
 

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "net/http1_response_parser.h"
+#include "policy/json_text.h"
 
 namespace sluice::bench {
 
@@ -160,20 +161,9 @@ bool load_replay(const std::string& path, std::vector<std::string>& out, std::st
 namespace {
 
 std::string json_string(std::string_view s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      o += buf;
-    } else {
-      o += c;
-    }
-  }
-  return o + "\"";
+  std::string o;
+  policy::append_json_string(o, s);
+  return o;
 }
 
 void append_request(std::string& out, const target& t, const traffic& tr, std::string_view body,

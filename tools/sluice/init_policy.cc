@@ -1,5 +1,7 @@
 #include "tools/sluice/init_policy.h"
 
+#include "policy/json_text.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <set>
@@ -85,39 +87,6 @@ std::vector<classified_tool> classify_all(std::vector<tool_info> tools) {
     out.push_back(std::move(ct));
   }
   return out;
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
 }
 
 std::string rule_summary(const classified_tool& t, const profile& p) {

@@ -11,6 +11,8 @@
 
 #include "tools/sluice/init_classify.h"
 
+#include "policy/json_text.h"
+
 namespace sluice::init {
 
 enum class rule_action : uint8_t { allow, deny, require_approval };
@@ -65,7 +67,6 @@ struct server_facts {
 [[nodiscard]] std::string render_json(const std::vector<classified_tool>& tools, const profile& p,
                                       const server_facts& server);
 
-// Appends s as a JSON string literal (quotes included).
-void append_json_string(std::string& out, std::string_view s);
+using policy::append_json_string;  // JSON string literal, quotes included
 
 }  // namespace sluice::init

@@ -1,0 +1,22 @@
+#pragma once
+// Writing JSON text: string escaping shared by every module that formats JSON by hand
+// (answers, audit lines, generated policies). Appends to a caller-owned string, so a
+// reused buffer does not allocate once warm.
+
+#include <string>
+#include <string_view>
+
+namespace sluice::policy {
+
+// Appends `s` escaped for the inside of a JSON string (no quotes): `"`, `\` and control
+// characters escaped; every other byte as it is (the input is UTF-8).
+void append_json_escaped(std::string& out, std::string_view s);
+
+// Appends `s` as a JSON string literal, quotes included.
+inline void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  append_json_escaped(out, s);
+  out.push_back('"');
+}
+
+}  // namespace sluice::policy
