@@ -239,6 +239,22 @@ connection* shard::connect(const sockaddr* addr, socklen_t len, std::chrono::nan
   return c;
 }
 
+connection* shard::adopt(int fd, connection_handler* handler) {
+  connection* c = outgoing_live_ < config_.max_outgoing && !draining_ ? alloc_slot() : nullptr;
+  if (c == nullptr) {
+    ::close(fd);
+    errno = EAGAIN;
+    return nullptr;
+  }
+  ++outgoing_live_;
+  c->fd_ = fd;
+  c->handler_ = handler;
+  c->outgoing_ = true;
+  c->state_ = connection::state::open;
+  arm_recv(*c);
+  return c;
+}
+
 void shard::run() {
   arm_accept();
   arm_wake();

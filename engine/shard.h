@@ -57,6 +57,12 @@ class shard {
   [[nodiscard]] connection* connect(const sockaddr* addr, socklen_t len,
                                     std::chrono::nanoseconds timeout, connection_handler* handler);
 
+  // An already-connected stream socket made elsewhere (e.g. one end of a socketpair whose other
+  // end is a child process's stdin or stdout), driven by the same recv/send machinery and counted
+  // as an outgoing slot. The shard owns fd from here on (also on failure: it is closed). Returns
+  // the open connection, recv armed, or nullptr when out of slots (errno = EAGAIN).
+  [[nodiscard]] connection* adopt(int fd, connection_handler* handler);
+
   [[nodiscard]] unsigned id() const { return id_; }
   [[nodiscard]] int cpu() const { return cpu_; }
   // Steady-clock nanoseconds, read once per loop iteration.

@@ -176,7 +176,9 @@ class gateway_shard final : public request_handler {
     out_.reserve(4096);
     // Once per loop iteration: hub replies in, parked calls decided again, report out.
     shard_.set_loop_hook([this] { on_loop(); });
-    if (settings_.has_upstream) {
+    if (!settings_.upstream_stdio.argv.empty()) {
+      pool_ = std::make_unique<stdio_upstream>(shard_, settings_.upstream_stdio);
+    } else if (settings_.has_upstream) {
       pool_ = std::make_unique<upstream_pool>(shard_, settings_.upstream, settings_.upstream_opts);
     }
     for (const std::string& line : settings_.upstream_headers) {
@@ -512,7 +514,7 @@ class gateway_shard final : public request_handler {
   policy::limiter& limiter_;
   policy::decider decider_;
   std::vector<std::unique_ptr<parked_call>> parked_, parked_free_, redo_;
-  std::unique_ptr<upstream_pool> pool_;
+  std::unique_ptr<upstream_client> pool_;
   tools_filter filter_;
   std::string out_;
   std::vector<http_header> headers_;

@@ -12,6 +12,7 @@
 #include "net/grants.h"
 #include "net/http_server.h"
 #include "net/limit_hub.h"
+#include "net/stdio_upstream.h"
 #include "net/upstream.h"
 #include "policy/compiled_policy.h"
 #include "policy/jsonrpc.h"
@@ -29,6 +30,9 @@ struct gateway_settings {
   bool has_upstream = false;
   upstream_target upstream;
   upstream_options upstream_opts;
+  // argv set: the upstream is a stdio server that each shard runs, one process per session
+  // (net/stdio_upstream.h); has_upstream and upstream are then unused.
+  stdio_options upstream_stdio;
   std::vector<std::string> upstream_headers;  // "Name: value" lines added to every upstream request
   std::shared_ptr<const grant_table> grants;  // null: every caller is the anonymous grant
   policy::reader_limits reader;

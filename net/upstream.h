@@ -107,7 +107,17 @@ struct upstream_counters {
   uint64_t exhausted = 0;
 };
 
-class upstream_pool final : private engine::connection_handler {
+// What the gateway forwards through: the HTTP pool below, or a stdio server that Sluice runs
+// (net/stdio_upstream.h). The same contract as upstream_pool's methods of these names.
+class upstream_client {
+ public:
+  virtual ~upstream_client() = default;
+  [[nodiscard]] virtual uint64_t send(const upstream_request& req, upstream_exchange* ex) = 0;
+  virtual void cancel(uint64_t handle) = 0;
+  virtual void shutdown() = 0;
+};
+
+class upstream_pool final : public upstream_client, private engine::connection_handler {
  public:
   upstream_pool(engine::shard& shard, upstream_target target, upstream_options options);
   // The pool must outlive its connections: keep it in the shard's handler (destroyed with the
@@ -121,15 +131,15 @@ class upstream_pool final : private engine::connection_handler {
   // non-zero handle for cancel(). If the exchange cannot start (pool_exhausted: max_connections
   // busy or no engine outgoing slot; shutting_down; connect_failed when no socket can be made)
   // ex->on_error is called before send returns and send returns 0. Does not allocate once warm.
-  [[nodiscard]] uint64_t send(const upstream_request& req, upstream_exchange* ex);
+  [[nodiscard]] uint64_t send(const upstream_request& req, upstream_exchange* ex) override;
 
   // The downstream went away: no more callbacks for this exchange. Its connection is closed
   // unless the response was already complete. Stale or zero handles are ignored.
-  void cancel(uint64_t handle);
+  void cancel(uint64_t handle) override;
 
   // Stop: pending exchanges fail with shutting_down, connections are closed, later send()s
   // fail with shutting_down.
-  void shutdown();
+  void shutdown() override;
 
   [[nodiscard]] size_t idle() const { return idle_count_; }
   [[nodiscard]] size_t busy() const { return busy_count_; }  // connecting or carrying an exchange

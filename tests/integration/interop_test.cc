@@ -5,6 +5,7 @@
 // each test runs one of its scenarios and expects every check to say "ok".
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -58,11 +59,12 @@ struct gateway_pair {
 
 std::unique_ptr<gateway_pair> start(const std::string& kind, const std::string& policy) {
   auto g = std::make_unique<gateway_pair>();
-  std::vector<std::string> args = {"serve",  "--policy", policy, "--listen", "127.0.0.1:0",
-                                   "--shards", "2"};
+  std::vector<std::string> args = {"serve",       "--policy", policy, "--listen",
+                                   "127.0.0.1:0", "--shards", "2"};
   if (kind == "http") {
     g->upstream = process::spawn(
-        node(), {source_root() + "/tests/integration/fixtures/everything_http.mjs", node_modules()});
+        node(),
+        {source_root() + "/tests/integration/fixtures/everything_http.mjs", node_modules()});
     if (!g->upstream || !g->upstream->wait_ready(kNodeTimeout)) return nullptr;
     args.push_back("--upstream");
     args.push_back("http://127.0.0.1:" + std::to_string(g->upstream->port()) + "/mcp");
@@ -86,7 +88,8 @@ class Interop : public ::testing::TestWithParam<std::string> {
   }
 
   void SetUp() override {
-    if (!have_node_deps()) GTEST_SKIP() << "node or node_modules missing: run tools/install-deps.sh";
+    if (!have_node_deps())
+      GTEST_SKIP() << "node or node_modules missing: run tools/install-deps.sh";
     for (auto& [kind, g] : pairs()) {
       if (kind == GetParam()) gateway_ = g.get();
     }
@@ -134,7 +137,158 @@ TEST_P(Interop, SessionTermination) {
   scenario("terminate");
 }
 
-INSTANTIATE_TEST_SUITE_P(ServerEverything, Interop, ::testing::Values("http"),
+INSTANTIATE_TEST_SUITE_P(ServerEverything, Interop, ::testing::Values("http", "stdio"),
                          [](const auto& info) { return info.param; });
+
+// ---------------------------------------------------------------------------------------------
+// stdio upstreams: what only a process that Sluice runs can do.
+
+using sluice::testing::http_client;
+using sluice::testing::mcp_post;
+
+constexpr std::string_view kInitialize =
+    R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",)"
+    R"("capabilities":{},"clientInfo":{"name":"t","version":"1"}}})";
+
+// The pid in the first "upstream process PID started for session ID…" line about sid.
+pid_t child_of(const process& sluice, const std::string& sid) {
+  const std::string err = sluice.stderr_text();
+  const std::string tail = " started for session " + sid.substr(0, 8);
+  const size_t at = err.find(tail);
+  if (at == std::string::npos) return -1;
+  const size_t start =
+      err.rfind("upstream process ", at) + std::string_view("upstream process ").size();
+  return static_cast<pid_t>(std::stol(err.substr(start, at - start)));
+}
+
+struct stdio_gateway {
+  std::unique_ptr<process> sluice;
+  uint16_t port = 0;
+};
+
+stdio_gateway start_stdio(const std::string& command) {
+  stdio_gateway g;
+  process::options o;
+  o.capture_stderr = true;
+  g.sluice =
+      process::spawn(binary_path("SLUICE_BIN"),
+                     {"serve", "--policy", binary_path("POLICY_DIR") + "/allow_all.json",
+                      "--listen", "127.0.0.1:0", "--shards", "1", "--upstream-command", command},
+                     o);
+  if (g.sluice && g.sluice->wait_ready()) g.port = g.sluice->port();
+  return g;
+}
+
+std::string initialize(http_client& c) {
+  auto init = mcp_post(c, kInitialize, {}, kNodeTimeout);
+  if (!init || init->status != 200) return "";
+  const std::string sid(init->header_or_empty("Mcp-Session-Id"));
+  auto note = mcp_post(c, R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
+                       {{"Mcp-Session-Id", sid}}, kNodeTimeout);
+  return note && note->status == 202 ? sid : "";
+}
+
+TEST(StdioUpstream, CrashFailsInFlightCallCleanlyAndRestartsTheSession) {
+  if (!have_node_deps()) GTEST_SKIP() << "node or node_modules missing: run tools/install-deps.sh";
+  auto g = start_stdio(node() + " " + everything_dir() + "/index.js stdio");
+  ASSERT_NE(g.port, 0);
+  http_client c(g.port);
+  const std::string sid = initialize(c);
+  ASSERT_FALSE(sid.empty()) << g.sluice->stderr_text();
+  const pid_t first = child_of(*g.sluice, sid);
+  ASSERT_GT(first, 0) << g.sluice->stderr_text();
+
+  // A long call with progress: its stream is open when the process dies.
+  ASSERT_TRUE(c.send_request(
+      "POST", "/mcp",
+      R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"trigger-long-running-operation",)"
+      R"("arguments":{"duration":30,"steps":300},"_meta":{"progressToken":"p7"}}})",
+      sluice::testing::mcp_headers({{"Mcp-Session-Id", sid}})));
+  auto head = c.read_head(kNodeTimeout);
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header_or_empty("Content-Type"), "text/event-stream");
+  // Its first progress notification (server-everything may log before it).
+  bool progressed = false;
+  for (int i = 0; i < 20 && !progressed; ++i) {
+    auto e = c.next_event(kNodeTimeout);
+    ASSERT_TRUE(e.has_value());
+    progressed = e->data.find(R"("progressToken":"p7")") != std::string::npos;
+  }
+  ASSERT_TRUE(progressed);
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  std::string last;
+  while (auto e = c.next_event(kNodeTimeout))
+    last = e->data;
+  EXPECT_NE(last.find(R"("id":7,"error":{"code":-32030)"), std::string::npos) << last;
+  EXPECT_NE(last.find("exited"), std::string::npos) << last;
+
+  // Restarted with backoff and initialized again: the same session goes on.
+  ASSERT_TRUE(g.sluice->wait_for_stderr("restarting it in", kNodeTimeout));
+  const std::string restarted = "session " + sid.substr(0, 8) + "… restarted (process ";
+  ASSERT_TRUE(g.sluice->wait_for_stderr(restarted, kNodeTimeout)) << g.sluice->stderr_text();
+  const std::string err = g.sluice->stderr_text();
+  const pid_t second =
+      static_cast<pid_t>(std::stol(err.substr(err.find(restarted) + restarted.size())));
+  EXPECT_NE(second, first);
+  http_client c2(g.port);
+  auto echo =
+      mcp_post(c2,
+               R"({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo",)"
+               R"("arguments":{"message":"after restart"}}})",
+               {{"Mcp-Session-Id", sid}, {"MCP-Protocol-Version", "2025-06-18"}}, kNodeTimeout);
+  ASSERT_TRUE(echo.has_value());
+  EXPECT_EQ(echo->status, 200);
+  EXPECT_NE(echo->body.find("Echo: after restart"), std::string::npos) << echo->body;
+
+  EXPECT_EQ(g.sluice->terminate(kNodeTimeout), 0);
+}
+
+TEST(StdioUpstream, UnknownSessionIs404AndDeleteEndsTheProcess) {
+  if (!have_node_deps()) GTEST_SKIP() << "node or node_modules missing: run tools/install-deps.sh";
+  auto g = start_stdio(node() + " " + source_root() +
+                       "/tests/integration/fixtures/mcp_fixture_server.mjs --stdio");
+  ASSERT_NE(g.port, 0);
+  http_client c(g.port);
+  auto orphan = mcp_post(c, R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})",
+                         {{"Mcp-Session-Id", "no-such-session"}}, kNodeTimeout);
+  ASSERT_TRUE(orphan.has_value());
+  EXPECT_EQ(orphan->status, 404);
+  auto no_session =
+      mcp_post(c, R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})", {}, kNodeTimeout);
+  ASSERT_TRUE(no_session.has_value());
+  EXPECT_EQ(no_session->status, 400);
+
+  const std::string sid = initialize(c);
+  ASSERT_FALSE(sid.empty()) << g.sluice->stderr_text();
+  const pid_t child = child_of(*g.sluice, sid);
+  ASSERT_GT(child, 0);
+  auto list = mcp_post(c, R"({"jsonrpc":"2.0","id":2,"method":"tools/list"})",
+                       {{"Mcp-Session-Id", sid}}, kNodeTimeout);
+  ASSERT_TRUE(list.has_value());
+  EXPECT_EQ(list->status, 200);
+  // The fixture logs before it answers: both relayed, in order, as events of the POST's stream.
+  EXPECT_EQ(list->header_or_empty("Content-Type"), "text/event-stream");
+  const auto events = sluice::testing::parse_sse(list->body);
+  ASSERT_EQ(events.size(), 2u) << list->body;
+  EXPECT_NE(events[0].data.find("fixture says hi"), std::string::npos) << list->body;
+  EXPECT_NE(events[1].data.find("fetch_report"), std::string::npos) << list->body;
+
+  // DELETE: stdin is closed and the fixture exits on EOF, well before any signal.
+  auto del = c.request("DELETE", "/mcp", {}, {{"Mcp-Session-Id", sid}}, kNodeTimeout);
+  ASSERT_TRUE(del.has_value());
+  EXPECT_EQ(del->status, 200);
+  auto after = mcp_post(c, R"({"jsonrpc":"2.0","id":3,"method":"tools/list"})",
+                        {{"Mcp-Session-Id", sid}}, kNodeTimeout);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->status, 404);
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = ::kill(child, 0) != 0;
+    if (!gone) (void)g.sluice->wait_for_stderr("never printed", 50ms);
+  }
+  EXPECT_TRUE(gone) << "the upstream process outlived its session";
+  EXPECT_EQ(g.sluice->terminate(kNodeTimeout), 0);
+}
 
 }  // namespace

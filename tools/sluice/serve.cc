@@ -28,6 +28,7 @@ struct serve_options {
   std::string policy;
   std::string listen = "127.0.0.1:8080";
   std::string upstream;
+  std::string upstream_command;
   std::string grants;
   int64_t shards = 0;
   std::string mcp_path = "/mcp";
@@ -83,6 +84,9 @@ const std::vector<option_spec>& specs() {
       {"listen", "HOST:PORT", "address to serve on; port 0 picks a free one [127.0.0.1:8080]",
        STR(listen)},
       {"upstream", "URL", "MCP server to forward to, http://HOST:PORT/PATH", STR(upstream)},
+      {"upstream-command", "'CMD ARGS...'",
+       "stdio MCP server to run instead, one process per session (one shard)",
+       STR(upstream_command)},
       {"grants", "FILE", "bearer-token grants (docs/gateway.md); none: one anonymous grant",
        STR(grants)},
       {"shards", "N", "event-loop shards, one per CPU [CPUs in the affinity mask]",
@@ -314,6 +318,19 @@ int run_serve(std::span<char* const> args) {
     }
     gs.has_upstream = true;
   }
+  if (!o.upstream_command.empty()) {
+    std::string error;
+    if (!o.upstream.empty()) error = "give --upstream or --upstream-command, not both";
+    if (error.empty() && o.shards > 1) {
+      error = "a stdio upstream is served from one shard (its sessions' processes live there)";
+    }
+    if (!error.empty() || !net::split_command(o.upstream_command, gs.upstream_stdio.argv, error)) {
+      std::fprintf(stderr, "sluice serve: --upstream-command: %s\n", error.c_str());
+      return 1;
+    }
+    o.shards = 1;
+    gs.upstream_stdio.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
+  }
   gs.mcp_path = o.mcp_path;
   gs.decide_path = o.decide_path;
   gs.allowed_origins = o.allow_origin;
@@ -350,8 +367,11 @@ int run_serve(std::span<char* const> args) {
   }
   std::printf("sluice listening on %s (%u shards, policy %s%s%s)\n",
               server.runtime().address_string().c_str(), server.runtime().shard_count(),
-              o.policy.c_str(), gs.has_upstream ? ", upstream " : ", no upstream",
-              gs.has_upstream ? o.upstream.c_str() : "");
+              o.policy.c_str(),
+              gs.has_upstream              ? ", upstream "
+              : o.upstream_command.empty() ? ", no upstream"
+                                           : ", upstream command ",
+              gs.has_upstream ? o.upstream.c_str() : o.upstream_command.c_str());
   std::fflush(stdout);
   const int sig = engine::wait_for_shutdown_signal();
   std::fprintf(stderr, "sluice: signal %d: draining (up to %lld ms)\n", sig,
