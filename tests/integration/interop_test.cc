@@ -136,6 +136,9 @@ TEST_P(Interop, ConcurrentSessionsNeverSeeEachOther) {
 TEST_P(Interop, SessionTermination) {
   scenario("terminate");
 }
+TEST_P(Interop, ProtocolRevisionsBatchesAndMethodHeaders) {
+  scenario("revisions");
+}
 
 INSTANTIATE_TEST_SUITE_P(ServerEverything, Interop, ::testing::Values("http", "stdio"),
                          [](const auto& info) { return info.param; });

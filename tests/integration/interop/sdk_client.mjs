@@ -7,7 +7,7 @@
 //
 // Prints one line per check, "ok - NAME" or "not ok - NAME: why", and exits non-zero when a
 // check failed. Scenarios (default: all): basics, progress, sampling, elicitation, roots,
-// isolation, terminate.
+// isolation, terminate, revisions.
 import {Client} from '@modelcontextprotocol/sdk/client/index.js';
 import {StreamableHTTPClientTransport} from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
@@ -199,7 +199,77 @@ async function terminate() {
   await client.close();
 }
 
-const scenarios = {basics, progress, sampling, elicitation, roots, isolation, terminate};
+// Protocol revisions by hand (fetch): each version is negotiated through the gateway; a
+// 2025-03-26 batch is decided element by element and answered; the 2026-07-28 Mcp-Method /
+// Mcp-Name headers must match the body (else 400, -32020) and are forwarded when they do.
+async function post(body, headers = {}) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: {'content-type': 'application/json', 'accept': 'application/json, text/event-stream',
+      ...headers},
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const raw = await res.text();
+  let messages = [];
+  if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+    for (const line of raw.split('\n')) {
+      if (line.startsWith('data:') && line.slice(5).trim()) messages.push(JSON.parse(line.slice(5)));
+    }
+  } else if (raw) {
+    const v = JSON.parse(raw);
+    messages = Array.isArray(v) ? v : [v];
+  }
+  return {status: res.status, session: res.headers.get('mcp-session-id'), messages};
+}
+const answers = (r) => r.messages.filter((m) => m.id !== undefined && m.method === undefined);
+
+async function revisions() {
+  for (const version of ['2025-03-26', '2025-06-18', '2025-11-25']) {
+    const init = await post({jsonrpc: '2.0', id: 1, method: 'initialize', params: {
+      protocolVersion: version, capabilities: {}, clientInfo: {name: 'rev', version: '1'}}});
+    const agreed = answers(init)[0]?.result?.protocolVersion;
+    check(`revision ${version}: negotiated through the gateway`, init.status === 200 && agreed === version,
+          `${init.status} ${JSON.stringify(init.messages)}`);
+    const h = {'mcp-session-id': init.session, 'mcp-protocol-version': version};
+    const note = await post({jsonrpc: '2.0', method: 'notifications/initialized'}, h);
+    const call = await post({jsonrpc: '2.0', id: 2, method: 'tools/call',
+      params: {name: 'echo', arguments: {message: `v${version}`}}}, h);
+    check(`revision ${version}: a call is answered`, note.status === 202 &&
+          JSON.stringify(answers(call)[0]?.result ?? {}).includes(`v${version}`),
+          `${note.status} ${JSON.stringify(call.messages)}`);
+    if (version === '2025-03-26') {
+      const batch = await post([
+        {jsonrpc: '2.0', id: 10, method: 'tools/call', params: {name: 'echo', arguments: {message: 'b1'}}},
+        {jsonrpc: '2.0', id: 11, method: 'tools/call', params: {name: 'get-sum', arguments: {a: 20, b: 22}}},
+        {jsonrpc: '2.0', method: 'notifications/progress', params: {progressToken: 'none', progress: 1}},
+      ], h);
+      const got = answers(batch);
+      const byId = Object.fromEntries(got.map((m) => [m.id, JSON.stringify(m.result ?? m.error)]));
+      check('revision 2025-03-26: an allowed batch is forwarded and every request answered',
+            batch.status === 200 && got.length === 2 && byId[10]?.includes('b1') && byId[11]?.includes('42'),
+            `${batch.status} ${JSON.stringify(batch.messages)}`);
+      const refused = await post([
+        {jsonrpc: '2.0', id: 12, method: 'tools/call', params: {name: 'echo', arguments: {message: 'b2'}}},
+        {jsonrpc: '2.0', id: 13, method: 'tools/call', params: {name: 'gzip-file-as-resource', arguments: {}}},
+      ], h);
+      const r = Object.fromEntries(answers(refused).map((m) => [m.id, m]));
+      check('revision 2025-03-26: a batch with a denied element is not forwarded, each request answered',
+            refused.status === 200 && r[12]?.error?.code === -32010 &&
+                r[13]?.result?.isError === true && !JSON.stringify(r[12]).includes('Echo'),
+            `${refused.status} ${JSON.stringify(refused.messages)}`);
+    }
+    const echo = {jsonrpc: '2.0', id: 3, method: 'tools/call', params: {name: 'echo', arguments: {message: 'hdr'}}};
+    const honest = await post(echo, {...h, 'mcp-method': 'tools/call', 'mcp-name': 'echo'});
+    const lying = await post(echo, {...h, 'mcp-method': 'tools/call', 'mcp-name': 'get-sum'});
+    check(`revision ${version}: Mcp-Method / Mcp-Name headers checked against the body`,
+          honest.status === 200 && JSON.stringify(answers(honest)[0]?.result ?? {}).includes('hdr') &&
+              lying.status === 400 && lying.messages[0]?.error?.code === -32020,
+          `${honest.status} ${JSON.stringify(honest.messages)} ${lying.status} ${JSON.stringify(lying.messages)}`);
+    await fetch(url, {method: 'DELETE', headers: h});
+  }
+}
+
+const scenarios = {basics, progress, sampling, elicitation, roots, isolation, terminate, revisions};
 for (const [name, fn] of Object.entries(scenarios)) {
   if (!run(name)) continue;
   try {
