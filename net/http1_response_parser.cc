@@ -46,6 +46,8 @@ struct http1_response_parser::impl {
       owner_.head_.reason = std::string_view(reason);
       owner_.head_.version = unsigned(version);
       if (code == 101) owner_.fail(ec, "upstream answered 101 Switching Protocols");
+      // Beast takes any three digits; 000 or 999 would reach the agent as a status line.
+      if (code < 100 || code > 599) owner_.fail(ec, "upstream answered an invalid status code");
     }
     void on_field_impl(http::field f, bsv name, bsv value, error_code& ec) override {
       owner_.on_field(f, std::string_view(name), std::string_view(value), ec);
