@@ -389,7 +389,8 @@ void shard::on_accept(const io_uring_cqe* cqe) {
     ::close(fd);
     return;
   }
-  bool over = accepted_live_ >= config_.max_connections;
+  const uint32_t live = accepted_live_.load(std::memory_order_relaxed);
+  bool over = live >= config_.max_connections;
   if (over && overloaded_live_ >= config_.overload_reserve) {
     ::close(fd);
     return;
@@ -409,7 +410,7 @@ void shard::on_accept(const io_uring_cqe* cqe) {
   if (over) {
     ++overloaded_live_;
   } else {
-    ++accepted_live_;
+    accepted_live_.store(live + 1, std::memory_order_relaxed);
   }
   arm_recv(*c);
   c->handler_->on_open(*c);
@@ -507,7 +508,8 @@ void shard::maybe_release(connection& c) {
   } else if (c.counted_overloaded_) {
     --overloaded_live_;
   } else {
-    --accepted_live_;
+    accepted_live_.store(accepted_live_.load(std::memory_order_relaxed) - 1,
+                         std::memory_order_relaxed);
   }
   release_slot(c);
 }

@@ -67,7 +67,10 @@ class shard {
   [[nodiscard]] int cpu() const { return cpu_; }
   // Steady-clock nanoseconds, read once per loop iteration.
   [[nodiscard]] int64_t now_ns() const { return now_ns_; }
-  [[nodiscard]] uint32_t open_connections() const { return accepted_live_; }
+  // Any thread (metrics, tests): a relaxed read of a count only this shard writes.
+  [[nodiscard]] uint32_t open_connections() const {
+    return accepted_live_.load(std::memory_order_relaxed);
+  }
   [[nodiscard]] connection_handler* handler() const { return handler_.get(); }
 
  private:
@@ -112,7 +115,8 @@ class shard {
   std::unique_ptr<connection[]> slots_;
   uint32_t slot_count_ = 0;
   uint32_t free_head_ = 0;  // index + 1 of the first free slot; 0 = none
-  uint32_t accepted_live_ = 0;
+  // Written only by the shard's thread (a relaxed load and store, no locked RMW), read by any.
+  std::atomic<uint32_t> accepted_live_ = 0;
   uint32_t outgoing_live_ = 0;
   uint32_t overloaded_live_ = 0;
   uint32_t live_ = 0;  // all slots in use
