@@ -5,9 +5,10 @@
 //
 //   node sdk_client.mjs http://127.0.0.1:PORT/mcp [scenario ...]
 //
-// Prints one line per check, "ok - NAME" or "not ok - NAME: why", and exits non-zero when a
-// check failed. Scenarios (default: all): basics, progress, sampling, elicitation, roots,
+// Prints one line per check, "ok - NAME" or "not ok - NAME: why", then "scenario S: passed"
+// (or FAILED) after each scenario, and exits non-zero when a check failed. Scenarios (default: all): basics, progress, sampling, elicitation, roots,
 // isolation, terminate, revisions.
+import {AsyncLocalStorage} from 'node:async_hooks';
 import {Client} from '@modelcontextprotocol/sdk/client/index.js';
 import {StreamableHTTPClientTransport} from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
@@ -21,11 +22,17 @@ const wanted = process.argv.slice(3);
 const run = (name) => wanted.length === 0 || wanted.includes(name);
 let failures = 0;
 
+// Scenarios run concurrently (each on its own sessions); a failed check is counted against the
+// scenario it ran in.
+const current = new AsyncLocalStorage();
+const failed = new Map();
 function check(name, cond, why) {
   if (cond) {
     console.log(`ok - ${name}`);
   } else {
     failures++;
+    const scenario = current.getStore();
+    failed.set(scenario, (failed.get(scenario) ?? 0) + 1);
     console.log(`not ok - ${name}: ${why}`);
   }
 }
@@ -270,14 +277,14 @@ async function revisions() {
 }
 
 const scenarios = {basics, progress, sampling, elicitation, roots, isolation, terminate, revisions};
-for (const [name, fn] of Object.entries(scenarios)) {
-  if (!run(name)) continue;
-  try {
-    await fn();
-  } catch (e) {
-    failures++;
-    console.log(`not ok - ${name}: threw ${e?.stack ?? e}`);
-  }
-}
+await Promise.all(Object.entries(scenarios).filter(([name]) => run(name)).map(([name, fn]) =>
+  current.run(name, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      check(`${name}: threw`, false, e?.stack ?? e);
+    }
+    console.log(`scenario ${name}: ${failed.has(name) ? 'FAILED' : 'passed'}`);
+  })));
 console.log(failures === 0 ? 'interop: all checks passed' : `interop: ${failures} failed`);
 process.exit(failures === 0 ? 0 : 1);
