@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "net/control/shard_control.h"
 #include "net/mcp_answers.h"
 #include "net/tools_filter.h"
 #include "policy/decider.h"
@@ -139,7 +140,9 @@ class forward final : public upstream_exchange {
   std::array<policy::limit_request, kMaxTaken> taken{};
   uint32_t taken_count = 0;
   int64_t taken_at_ns = 0;
-  std::string body;  // held answer
+  int64_t sent_ns = 0;        // steady clock, for the upstream latency metric
+  bool pre_streamed = false;  // an approved call whose SSE answer began while it waited
+  std::string body;           // held answer
   sse_splitter splitter;
 
   void on_head(const upstream_response_head& head) override;
@@ -159,12 +162,14 @@ class forward final : public upstream_exchange {
     protocol_version.clear();
     content_type.clear();
     taken_count = 0;
+    sent_ns = 0;
+    pre_streamed = false;
     body.clear();
     splitter = {};
   }
 };
 
-class gateway_shard final : public request_handler {
+class gateway_shard final : public request_handler, public control::shard_control::sink {
  public:
   gateway_shard(engine::shard& shard, std::shared_ptr<const gateway_shared> shared)
       : shard_(shard),
@@ -176,6 +181,10 @@ class gateway_shard final : public request_handler {
     out_.reserve(4096);
     // Once per loop iteration: hub replies in, parked calls decided again, report out.
     shard_.set_loop_hook([this] { on_loop(); });
+    if (shared_->control) {
+      ctl_ = std::make_unique<control::shard_control>(shared_->control, shard_,
+                                                      settings_.deny_as_error);
+    }
     if (!settings_.upstream_stdio.argv.empty()) {
       pool_ = std::make_unique<stdio_upstream>(shard_, settings_.upstream_stdio);
     } else if (settings_.has_upstream) {
@@ -225,6 +234,18 @@ class gateway_shard final : public request_handler {
   const policy::compiled_policy& policy() const { return decider_.policy(); }
   tools_filter& filter() { return filter_; }
   policy::limiter& limiter() { return limiter_; }
+  control::shard_control* control() { return ctl_.get(); }
+
+  // An approved call (net/control): forwarded as it arrived; its rate limits were not taken.
+  bool forward_approved(control::held_call& c) override {
+    if (!pool_) return false;
+    forward* f = take_forward();
+    f->slot = c.slot;
+    f->id = c.rpc_id;
+    f->pre_streamed = c.sse;
+    send_upstream(c.request(), f);
+    return true;
+  }
 
  private:
   void respond_text(response_slot& slot, int status, std::string_view text,
@@ -279,7 +300,7 @@ class gateway_shard final : public request_handler {
   }
 
   void decide_answer(const http_request& req, response_slot& slot, const policy::identity& who) {
-    const policy::body_decision& bd = decider_.decide(req.body, who, wall_ns());
+    const policy::body_decision& bd = decide(req.body, who);
     if (bd.wait() && park(true, req, slot, who)) return;
     const policy::decision& d = bd.overall;
     out_.clear();
@@ -320,7 +341,7 @@ class gateway_shard final : public request_handler {
       return respond_rpc_error(slot, 415, {}, static_cast<int>(policy::rpc_error::invalid_request),
                                "Content-Type must be application/json");
     }
-    const policy::body_decision& bd = decider_.decide(req.body, who, wall_ns());
+    const policy::body_decision& bd = decide(req.body, who);
     if (bd.overall.what == verdict::invalid && bd.each.empty()) {
       return respond_rpc_error(slot, 400, {}, static_cast<int>(bd.overall.error),
                                bd.overall.reason);
@@ -333,6 +354,9 @@ class gateway_shard final : public request_handler {
                                "Mcp-Method / Mcp-Name headers do not match the message body");
     }
     if (bd.wait() && park(false, req, slot, who)) return;
+    if (bd.overall.what == verdict::approval_required && ctl_ &&
+        ctl_->park_for_approval(decider_, bd, req, slot, who))
+      return;
     if (bd.overall.what != verdict::allow) return answer_refusal(slot, bd);
     if (!pool_) {
       decider_.release_all();
@@ -429,10 +453,24 @@ class gateway_shard final : public request_handler {
     up.body = req.body;
     f->owner = this;
     // A zero handle: the exchange failed inside send() (on_error ran, f is recycled).
+    if (ctl_) {
+      ctl_->upstream_sent();
+      f->sent_ns = control::steady_ns();
+    }
     if (const uint64_t h = pool_->send(up, f); h != 0) f->handle = h;
   }
 
+  // Decides a body; with a control plane, also times, counts and audits it.
+  const policy::body_decision& decide(std::string_view body, const policy::identity& who) {
+    if (!ctl_) return decider_.decide(body, who, wall_ns());
+    const int64_t t0 = control::steady_ns();
+    const policy::body_decision& bd = decider_.decide(body, who, wall_ns());
+    if (!bd.wait()) ctl_->record(decider_, bd, who, body, control::steady_ns() - t0);
+    return bd;
+  }
+
   void on_loop() {
+    if (ctl_) ctl_->on_loop(decider_, *this, port_.limiter().live_keys());
     if (port_.receive() && !parked_.empty()) decide_parked();
     port_.send();
   }
@@ -515,6 +553,7 @@ class gateway_shard final : public request_handler {
   policy::decider decider_;
   std::vector<std::unique_ptr<parked_call>> parked_, parked_free_, redo_;
   std::unique_ptr<upstream_client> pool_;
+  std::unique_ptr<control::shard_control> ctl_;  // null without a control plane
   tools_filter filter_;
   std::string out_;
   std::vector<http_header> headers_;
@@ -528,7 +567,7 @@ void forward::begin_stream() {
   size_t n = 0;
   if (!session_id.empty()) extra[n++] = {"Mcp-Session-Id", session_id};
   if (!protocol_version.empty()) extra[n++] = {"MCP-Protocol-Version", protocol_version};
-  slot.begin(status, content_type, {extra, n});
+  if (!pre_streamed) slot.begin(status, content_type, {extra, n});
   streaming = true;
 }
 
@@ -537,11 +576,13 @@ void forward::respond_whole(std::string_view bytes) {
   size_t n = 0;
   if (!session_id.empty()) extra[n++] = {"Mcp-Session-Id", session_id};
   if (!protocol_version.empty()) extra[n++] = {"MCP-Protocol-Version", protocol_version};
+  if (pre_streamed) return control::finish_as_sse_event(slot, bytes);
   slot.respond(status, content_type, bytes, {extra, n});
 }
 
 void forward::on_head(const upstream_response_head& head) {
   status = head.status;
+  if (control::shard_control* c = owner->control()) c->upstream_head(status, sent_ns);
   if (status >= 500 && taken_count != 0) {
     // The upstream did not serve the call: its rate-limit slots go back.
     owner->limiter().release({taken.data(), taken_count}, taken_at_ns);
@@ -553,7 +594,7 @@ void forward::on_head(const upstream_response_head& head) {
   sse = head.content_type.substr(0, kEventStream.size()) == kEventStream;
   // A framed JSON answer is sent whole with its length; a JSON tools/list answer is held
   // however it is framed, because it must be filtered before any of it is relayed.
-  if (!sse && (!head.chunked_or_streaming || filter_tools)) {
+  if (!sse && (!head.chunked_or_streaming || filter_tools || pre_streamed)) {
     held = true;
     return;
   }
@@ -611,6 +652,8 @@ void forward::on_end() {
 }
 
 void forward::on_error(upstream_error e, std::string_view detail) {
+  if (control::shard_control* c = owner->control()) c->upstream_failed(static_cast<uint8_t>(e));
+  if (pre_streamed) streaming = sse = true;  // the SSE answer began while the call waited
   if (taken_count != 0) {
     owner->limiter().release({taken.data(), taken_count}, taken_at_ns);
     taken_count = 0;

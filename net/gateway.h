@@ -18,6 +18,10 @@
 #include "policy/jsonrpc.h"
 #include "policy/limiter.h"
 
+namespace sluice::control {
+class plane;
+}
+
 namespace sluice::net {
 
 struct gateway_settings {
@@ -54,6 +58,8 @@ struct gateway_shared {
   gateway_settings settings;
   std::shared_ptr<const policy::compiled_policy> policy;
   std::shared_ptr<limit_hub> limits;  // null: made (and started) from settings at start
+  // Metrics, audit, approvals and policy reloads (net/control/plane.h); null: none.
+  std::shared_ptr<control::plane> control;
 };
 
 // The request_handler_factory for net::http_server.

@@ -35,6 +35,35 @@ void block_control_signals() {
   pthread_sigmask(SIG_BLOCK, &s, nullptr);
 }
 
+int reload_on_hangup(plane* p, int sig) {
+  if (sig != SIGHUP || p == nullptr) return sig;
+  p->request_reload("SIGHUP");
+  return 0;
+}
+
+bool read_token_file(const std::string& path, std::string& token, std::string& error) {
+  FILE* f = std::fopen(path.c_str(), "re");
+  if (f == nullptr) {
+    error = path + ": cannot read the admin token file";
+    return false;
+  }
+  char buf[4096];
+  const size_t n = std::fread(buf, 1, sizeof buf, f);
+  std::fclose(f);
+  std::string_view t(buf, n);
+  t = t.substr(0, t.find('\n'));
+  while (!t.empty() && (t.front() == ' ' || t.front() == '\t'))
+    t.remove_prefix(1);
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\t' || t.back() == '\r'))
+    t.remove_suffix(1);
+  if (t.empty()) {
+    error = path + ": the admin token file is empty";
+    return false;
+  }
+  token.assign(t);
+  return true;
+}
+
 plane::plane(plane_options options, std::shared_ptr<const policy::compiled_policy> initial)
     : options_(std::move(options)),
       policy_(std::move(initial)),

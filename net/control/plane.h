@@ -128,6 +128,14 @@ class plane {
 // to engine::block_shutdown_signals(), so that the control thread alone receives it.
 void block_control_signals();
 
+// For the main thread's signal loop: SIGHUP asks `p` to reload the policy and returns 0 (wait
+// again); any other signal (or no plane) is returned as it is.
+int reload_on_hangup(plane* p, int sig);
+
+// Reads an admin token file: the token on its first line (surrounding whitespace dropped).
+// False with `error` ("FILE: ...") when it cannot be read or holds no token.
+bool read_token_file(const std::string& path, std::string& token, std::string& error);
+
 // The approval id's shard: ids are (shard << 40) | sequence.
 inline unsigned approval_shard(uint64_t id) {
   return static_cast<unsigned>(id >> 40);

@@ -30,6 +30,20 @@ int64_t steady_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+void finish_as_sse_event(net::response_slot& slot, std::string_view json) {
+  std::string ev = "event: message\n";
+  size_t pos = 0;
+  while (pos <= json.size()) {
+    size_t end = json.find('\n', pos);
+    if (end == std::string_view::npos) end = json.size();
+    ev.append("data: ").append(json.substr(pos, end - pos)).append("\n");
+    pos = end + 1;
+  }
+  ev += '\n';
+  slot.write(ev);
+  slot.finish();
+}
+
 net::http_request held_call::request() const {
   net::http_request r;
   r.method = method;

@@ -99,6 +99,9 @@ class shard_control {
   std::string out_;
 };
 
+// Writes a whole JSON answer as one SSE `message` event on a begun stream, and ends it.
+void finish_as_sse_event(net::response_slot& slot, std::string_view json);
+
 // The time a decision took, from a steady clock read before and after: what the gateway
 // passes to record(). A vDSO call.
 int64_t steady_ns();
