@@ -41,10 +41,7 @@ limit_hub::port::port(limit_hub& hub, unsigned id, const limit_hub_options& o)
 bool limit_hub::port::receive() {
   bool decide_again = false;
   to_shard_.drain([&](policy::lease_reply& r) {
-    if (r.what == policy::lease_reply::kind::ack) {
-      in_flight_ = false;
-      return;
-    }
+    if (r.what == policy::lease_reply::kind::ack) in_flight_ = false;
     decide_again |= limiter_.apply(r);
   });
   return decide_again;

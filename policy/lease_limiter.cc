@@ -112,7 +112,7 @@ void lease_limiter::release(std::span<const limit_request> requests, int64_t tak
 bool lease_limiter::apply(const lease_reply& r) {
   switch (r.what) {
     case lease_reply::kind::ack:
-      return false;
+      return true;
     case lease_reply::kind::grant: {
       auto it = entries_.find(r.key);
       if (it == entries_.end() || it->second.window_end_ns != r.window_end_ns) {
@@ -122,6 +122,7 @@ bool lease_limiter::apply(const lease_reply& r) {
       }
       entry& e = it->second;
       e.budget += r.amount;
+      touch(r.key, e);  // the hub hears back what came of it, even when nothing waits now
       if (r.closed) {
         e.flags |= kClosed;
       } else {

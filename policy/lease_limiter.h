@@ -75,8 +75,9 @@ class lease_limiter final : public limiter {
   // A released slot goes back to this shard's budget.
   void release(std::span<const limit_request> requests, int64_t taken_at_ns) override;
 
-  // Applies one reply from the hub. Returns true when it may let a waiting call through or
-  // settle it (a grant or a close), so the caller decides its parked calls again.
+  // Applies one reply from the hub. Returns true when the caller should decide its parked
+  // calls again: a grant or a close, or an ack (so the next report's demand counts exactly
+  // the calls that still wait).
   bool apply(const lease_reply& r);
 
   // Whether some key was touched since the last report.
@@ -269,7 +270,9 @@ void lease_ledger::on_report(unsigned shard, const lease_report& r, Send&& send)
   p.granted -= back;
   k.pool += back;
   p.used = r.used;
-  p.demand += r.demand;
+  // A shard decides its parked calls again before each report (after the ack of the one
+  // before), so a report's demand is what waits now: it replaces, it does not add.
+  p.demand = r.demand;
   if (r.answers_claim) p.claimed = false;
   if (!k.active) {
     k.active = true;
@@ -361,6 +364,9 @@ void lease_ledger::settle_key(const limiter_key& key, key_state& k, Send&& send)
   }
   if (demand == 0 && !(any_closed && k.pool == 0)) return;
   // Not enough in the pool: claim the unused lease of shards that do not wait themselves.
+  // A waiting shard that the books say holds unused lease (a grant on its way, or a slot it
+  // released) is nudged to decide its calls again, and nothing is closed meanwhile: closing
+  // is only for when no lease is left anywhere.
   bool claiming = false;
   for (unsigned s = 0; s < count_; ++s) {
     per_shard& p = k.shards[s];
@@ -368,9 +374,13 @@ void lease_ledger::settle_key(const limiter_key& key, key_state& k, Send&& send)
       claiming = true;
       continue;
     }
-    if (p.demand != 0 || p.fresh || p.granted <= p.used) continue;
-    p.claimed = true;
+    if (p.granted <= p.used) continue;
     claiming = true;
+    if (p.demand != 0 || p.fresh) {
+      if (!p.fresh) reply(s, lease_reply::kind::grant, 0, false);
+      continue;
+    }
+    p.claimed = true;
     reply(s, lease_reply::kind::claim, 0, false);
   }
   if (claiming || demand == 0) return;

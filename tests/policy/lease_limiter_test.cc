@@ -27,7 +27,7 @@ limit_request req(uint64_t id, uint32_t max, int64_t window_ns = kMinute) {
 // with every step (deliver a report, merge, deliver a reply) under the test's control.
 class cluster {
  public:
-  explicit cluster(unsigned n) : ledger_(n), to_hub_(n), to_shard_(n) {
+  explicit cluster(unsigned n) : ledger_(n), to_hub_(n), to_shard_(n), in_flight_(n, false) {
     for (unsigned i = 0; i < n; ++i)
       shards_.push_back(std::make_unique<lease_limiter>(i, n));
   }
@@ -39,12 +39,13 @@ class cluster {
   acquire_result acquire(unsigned i, const limit_request& r, int64_t now = kT0) {
     return shards_[i]->acquire(std::span<const limit_request>(&r, 1), now);
   }
-  // Shard i sends its report (all touched keys).
+  // Shard i sends its report (all touched keys), unless its last one is not acknowledged.
   void report(unsigned i) {
-    (void)shards_[i]->report([&](const lease_report& r) {
+    if (in_flight_[i]) return;
+    in_flight_[i] = shards_[i]->report([&](const lease_report& r) {
       to_hub_[i].push_back(r);
       return true;
-    });
+    }) != 0;
   }
   // The hub reads every queued report and settles.
   void merge() {
@@ -52,6 +53,7 @@ class cluster {
     for (unsigned s = 0; s < size(); ++s) {
       for (const lease_report& r : to_hub_[s])
         ledger_.on_report(s, r, send);
+      if (!to_hub_[s].empty()) to_shard_[s].push_back(lease_reply{});  // the ack
       to_hub_[s].clear();
     }
     ledger_.settle(send);
@@ -60,6 +62,7 @@ class cluster {
   bool deliver(unsigned i) {
     bool again = false;
     while (!to_shard_[i].empty()) {
+      if (to_shard_[i].front().what == lease_reply::kind::ack) in_flight_[i] = false;
       again |= shards_[i]->apply(to_shard_[i].front());
       to_shard_[i].pop_front();
     }
@@ -102,6 +105,7 @@ class cluster {
   std::vector<std::unique_ptr<lease_limiter>> shards_;
   std::vector<std::deque<lease_report>> to_hub_;
   std::vector<std::deque<lease_reply>> to_shard_;
+  std::vector<bool> in_flight_;
 };
 
 TEST(LeaseLimiterTest, InitialSharesSplitMaxWithTheRemainderToLowIds) {
@@ -186,6 +190,7 @@ TEST(LeaseLimiterTest, ReportsGiveBackUnusedLeaseBeyondRecentUse) {
   ASSERT_EQ(c.acquire(0, r).what, acquire_result::status::ok);  // budget 50, used 1
   c.report(0);
   c.merge();
+  EXPECT_TRUE(c.deliver(0));  // the ack
   // Kept: max(recent use 1, kKeep 1) slot beyond used; the rest is in the pool.
   EXPECT_EQ(c.shard(0).budget(r.key, kEnd), 2u);
   EXPECT_EQ(c.ledger().pool(r.key), 48u);
