@@ -344,9 +344,8 @@ uint64_t stdio_upstream::send(const upstream_request& req, upstream_exchange* ex
   }
 
   // POST: the gateway has validated the body (a message or a batch).
-  simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  if (parser.parse(req.body.data(), req.body.size()).get(doc) != simdjson::SUCCESS) {
+  if (post_parser_.parse(req.body.data(), req.body.size()).get(doc) != simdjson::SUCCESS) {
     return refuse(400, "Parse error");
   }
   std::vector<simdjson::dom::element> msgs;
@@ -463,9 +462,8 @@ void stdio_upstream::handle_line(session* s, std::string_view line) {
   while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
     line.remove_suffix(1);
   if (line.empty()) return;
-  simdjson::dom::parser parser;
   simdjson::dom::element m;
-  if (parser.parse(line.data(), line.size()).get(m) != simdjson::SUCCESS || !m.is_object()) {
+  if (line_parser_.parse(line.data(), line.size()).get(m) != simdjson::SUCCESS || !m.is_object()) {
     std::fprintf(stderr,
                  "sluice: upstream process %d wrote a line that is not a JSON-RPC message\n",
                  s->pid);

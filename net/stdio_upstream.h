@@ -23,6 +23,7 @@
 // another stop_grace. One shard only: a session's requests must reach the shard that owns its
 // process (sluice serve runs one shard with --upstream-command).
 
+#include <simdjson.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -110,6 +111,8 @@ class stdio_upstream final : public upstream_client, private engine::connection_
   std::vector<uint32_t> free_recs_;
   bool shutting_down_ = false;
   std::string scratch_;
+  simdjson::dom::parser post_parser_;  // what the agent posts
+  simdjson::dom::parser line_parser_;  // what the process writes
 };
 
 }  // namespace sluice::net
