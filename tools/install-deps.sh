@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libfuzzer-14-dev libclang-rt-14-dev
   python3 curl
+  chromium  # the dashboard's end-to-end test (tests/integration/dashboard_test.cc)
 )
 missing=()
 for p in "${packages[@]}"; do

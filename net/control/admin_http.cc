@@ -260,12 +260,12 @@ std::string plane::impl::stats_json() {
   if (order.size() > 10) order.resize(10);
   std::string out = "{\"time_ms\":" + std::to_string(wall_now_ns() / 1'000'000);
   out += ",\"policy_version\":" + std::to_string(owner.policy_version());
-  out += ",\"decisions\":{";
+  out += ",\"decisions\":{";  // bodies, by overall verdict
   for (size_t v = 0; v < kVerdicts; ++v) {
     if (v) out += ',';
     out += '"';
     out += verdict_name(v);
-    out += "\":0";
+    out += "\":" + std::to_string(t.decisions[v]);
   }
   out += "},\"messages\":{";
   std::array<uint64_t, kVerdicts> all{};
@@ -315,18 +315,6 @@ std::string plane::impl::stats_json() {
   out += ",\"open_connections\":" + std::to_string(t.open_connections);
   out += ",\"audit_dropped\":" + std::to_string(t.audit_dropped);
   out += '}';
-  // The body-level counts, kept for completeness.
-  const std::string key = "\"decisions\":{";
-  std::string d;
-  for (size_t v = 0; v < kVerdicts; ++v) {
-    if (v) d += ',';
-    d += '"';
-    d += verdict_name(v);
-    d += "\":" + std::to_string(t.decisions[v]);
-  }
-  const size_t at = out.find(key) + key.size();
-  const size_t end = out.find('}', at);
-  out.replace(at, end - at, d);
   return out;
 }
 

@@ -138,6 +138,18 @@ void plane::request_reopen() {
   });
 }
 
+void plane::refuse_waiting(std::string_view reason) {
+  std::string r(reason);
+  asio::post(impl_->ioc, [this, r] {
+    impl_->drain_shards();  // calls parked since the last tick
+    std::vector<uint64_t> ids;
+    for (const auto& [id, e] : impl_->approvals)
+      ids.push_back(id);
+    for (uint64_t id : ids)
+      impl_->decide_approval(id, approval_outcome::deny, r);
+  });
+}
+
 bool plane::start(std::string& error) {
   impl& m = *impl_;
   if (!options_.audit_path.empty() && !m.audit.open(options_.audit_path, error)) return false;
@@ -239,6 +251,10 @@ void plane::impl::drain_shards() {
       }
     });
     p->approvals_out.drain([&](approval_request& r) {
+      if (r.gone) {
+        approvals.erase(r.id);
+        return;
+      }
       approval_entry e;
       e.shard = i;
       std::chrono::milliseconds t = owner.options_.approval_timeout;

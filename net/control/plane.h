@@ -39,6 +39,7 @@ struct approval_request {
   uint64_t id = 0;
   int64_t since_wall_ns = 0;
   std::string tool, arguments, grant, session;  // arguments: the raw JSON object ("" if none)
+  bool gone = false;  // the agent went away: drop the listing (nothing else is set)
 };
 
 enum class approval_outcome : uint8_t { approve, deny, timeout };
@@ -91,6 +92,9 @@ class plane {
   void request_reload(std::string_view why);
   // Any thread: reopen the audit log (SIGUSR1 does it too).
   void request_reopen();
+  // Any thread, on shutdown before the shards drain: every waiting call is denied with
+  // `reason`, so that draining does not wait for humans.
+  void refuse_waiting(std::string_view reason);
   // After the shards have stopped: drains every audit ring into the file, flushes, joins.
   void stop();
 

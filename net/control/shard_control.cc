@@ -67,7 +67,8 @@ shard_control::shard_control(std::shared_ptr<plane> p, engine::shard& s, bool de
       m_(port_.metrics),
       deny_as_error_(deny_as_error),
       audit_file_(plane_->audit_enabled()),
-      seen_version_(plane_->policy_version()) {
+      seen_version_(1) {  // the decider starts with the start-up policy, version 1; a reload
+                          // published before this shard attached is adopted at its first loop
   out_.reserve(1024);
   m_.policy_version.store(seen_version_, std::memory_order_relaxed);
 }
@@ -87,6 +88,24 @@ void shard_control::on_loop(policy::decider& d, sink& s, size_t limiter_keys) {
   m_.open_connections.store(shard_.open_connections(), std::memory_order_relaxed);
   m_.limiter_keys.store(limiter_keys, std::memory_order_relaxed);
   if (held_.empty()) return;
+  {
+    // A call whose connection is gone leaves the approval queue (a few loads per waiting
+    // call). An agent's FIN alone is a half-close: HTTP/1.1 keeps the connection to answer, so
+    // such a call stays listed until decided or timed out; a failed send (SSE) closes it.
+    for (size_t i = 0; i < held_.size();) {
+      if (held_[i]->slot.valid()) {
+        ++i;
+        continue;
+      }
+      approval_request gone;
+      gone.id = held_[i]->id;
+      gone.gone = true;
+      if (!port_.approvals_out.try_push(std::move(gone))) break;  // next sweep
+      held_free_.push_back(std::move(held_[i]));
+      held_[i] = std::move(held_.back());
+      held_.pop_back();
+    }
+  }
   port_.approvals_in.drain([&](approval_verdict& v) {
     for (size_t i = 0; i < held_.size(); ++i) {
       if (held_[i]->id != v.id) continue;

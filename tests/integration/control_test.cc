@@ -436,6 +436,23 @@ TEST_F(control, approval_stream_says_it_waits_then_relays_the_result) {
   EXPECT_TRUE(contains(result->data, R"("id":10)")) << result->data;
 }
 
+TEST_F(control, waiting_calls_are_refused_on_shutdown) {
+  start();
+  http_client agent(port_);
+  ASSERT_TRUE(
+      agent.send_request("POST", "/mcp", call("11", "run_query", R"({"sql":"y"})"), mcp_headers()));
+  ASSERT_FALSE(wait_approval().empty());
+  const auto t0 = steady::now();
+  ASSERT_TRUE(sluice_->signal(SIGTERM));
+  auto r = agent.read_response(kLong);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(contains(r->body, "approval denied: the gateway is shutting down")) << r->body;
+  auto code = sluice_->wait_exit(kLong);
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0);
+  EXPECT_LT(steady::now() - t0, std::chrono::seconds(5));  // not the 10 s drain timeout
+}
+
 TEST_F(control, audit_lines_and_reopen_on_sigusr1) {
   const std::string audit = dir_ + "/audit.log";
   start({"--audit-log", audit});

@@ -458,6 +458,7 @@ int run_serve(std::span<char* const> args) {
   } while (sig == 0);
   std::fprintf(stderr, "sluice: signal %d: draining (up to %lld ms)\n", sig,
                static_cast<long long>(o.drain_timeout_ms));
+  if (plane) plane->refuse_waiting("the gateway is shutting down");
   server.stop(std::chrono::milliseconds(o.drain_timeout_ms));
   server.join();
   if (plane) plane->stop();  // the audit rings are drained into the file and flushed

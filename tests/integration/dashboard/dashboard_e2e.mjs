@@ -1,0 +1,66 @@
+// The dashboard in headless Chromium (Debian's chromium, driven by playwright-core):
+// the page loads, a call that needs approval shows up, a click on Approve releases it and the
+// agent receives the tool's result. Run by tests/integration/dashboard_test.cc against a live
+// `sluice serve --admin`:  node dashboard_e2e.mjs ADMIN_PORT MCP_PORT TOKEN
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [adminPort, mcpPort, token] = process.argv.slice(2);
+const deadline = setTimeout(() => {
+  console.error("dashboard e2e: over 50 s");
+  process.exit(1);
+}, 50_000);
+
+const userDataDir = mkdtempSync(join(tmpdir(), "sluice-chromium-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+let failed = false;
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(15_000);
+  await page.goto(`http://127.0.0.1:${adminPort}/dashboard#token=${encodeURIComponent(token)}`);
+  // Loaded and authorized: the status line names the policy version.
+  await page.locator("#status", { hasText: "policy v1" }).waitFor();
+  await page.locator("#chart").waitFor();
+
+  // The agent's call waits for a human.
+  const agent = fetch(`http://127.0.0.1:${mcpPort}/mcp`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream" },
+    body: JSON.stringify({
+      jsonrpc: "2.0", id: 42, method: "tools/call",
+      params: { name: "run_query", arguments: { sql: "select 42" } },
+    }),
+  }).then(async (r) => ({ status: r.status, body: await r.text() }));
+
+  const row = page.locator("tr.approval", { hasText: "run_query" });
+  await row.waitFor();
+  const text = await row.innerText();
+  if (!text.includes('"sql":"select 42"')) throw new Error(`row lacks the arguments: ${text}`);
+  await row.locator("button.approve").click();
+
+  const answer = await agent;
+  if (answer.status !== 200 || !answer.body.includes("ran run_query with")) {
+    throw new Error(`agent got ${answer.status}: ${answer.body}`);
+  }
+  await row.waitFor({ state: "detached" });
+  // The refusal list and top tools render from the same stats.
+  await page.locator("#tools tbody tr", { hasText: "run_query" }).waitFor();
+  console.log("dashboard e2e: ok");
+} catch (e) {
+  failed = true;
+  console.error(`dashboard e2e: ${e.stack ?? e}`);
+} finally {
+  await context.close();
+  rmSync(userDataDir, { recursive: true, force: true });
+  clearTimeout(deadline);
+}
+process.exit(failed ? 1 : 0);
