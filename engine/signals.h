@@ -3,6 +3,7 @@
 // shard starts, so every thread inherits the mask; then wait for one on a dedicated thread (or
 // the main thread) and call runtime::stop.
 
+#include <chrono>
 #include <csignal>
 
 namespace sluice::engine {
@@ -13,5 +14,8 @@ void block_shutdown_signals();
 
 // Waits until SIGINT, SIGTERM or SIGHUP arrives; returns the signal number.
 [[nodiscard]] int wait_for_shutdown_signal();
+// The same, for at most `timeout`: 0 when none arrived in time (e.g. to send a watchdog ping
+// between waits).
+[[nodiscard]] int wait_for_shutdown_signal(std::chrono::milliseconds timeout);
 
 }  // namespace sluice::engine
