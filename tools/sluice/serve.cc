@@ -12,6 +12,7 @@
 
 #include "engine/runtime.h"
 #include "engine/signals.h"
+#include "net/control/plane.h"
 #include "net/gateway.h"
 #include "net/grants.h"
 #include "net/http_server.h"
@@ -50,6 +51,12 @@ struct serve_options {
   int64_t merge_interval_ms = 2;
   int64_t max_json_depth = 64;
   int64_t drain_timeout_ms = 10'000;
+  std::string admin;  // HOST:PORT of the admin server; empty: none
+  std::string admin_token_file;
+  std::string audit_log;
+  int64_t approval_timeout_ms = 300'000;
+  std::vector<std::string> approval_timeout;  // TOOL=MS
+  bool no_watch_policy = false;
 };
 
 struct option_spec {
@@ -133,6 +140,26 @@ const std::vector<option_spec>& specs() {
        INT(max_json_depth, 2, 1024)},
       {"drain-timeout-ms", "MS", "on SIGTERM/SIGINT, time to finish in-flight requests [10000]",
        INT(drain_timeout_ms, 0, 600'000)},
+      {"admin", "HOST:PORT",
+       "admin server: /metrics, /admin/*, dashboard [off] (docs/operations.md)", STR(admin)},
+      {"admin-token-file", "FILE", "bearer token of the admin server (required with --admin)",
+       STR(admin_token_file)},
+      {"audit-log", "FILE", "every decision as a JSON line; reopened on SIGUSR1", STR(audit_log)},
+      {"approval-timeout-ms", "MS",
+       "require_approval calls wait this long, then are refused [300000]",
+       INT(approval_timeout_ms, 1, 86'400'000)},
+      {"approval-timeout", "TOOL=MS", "the same for one tool (repeatable)",
+       [](serve_options& o, std::string_view v) {
+         const size_t eq = v.rfind('=');
+         int64_t ms = 0;
+         if (eq == 0 || eq == std::string_view::npos ||
+             !set_int(ms, v.substr(eq + 1), 1, 86'400'000))
+           return false;
+         o.approval_timeout.emplace_back(v);
+         return true;
+       }},
+      {"no-watch-policy", nullptr, "do not reload the policy when its file changes (inotify)",
+       [](serve_options& o, std::string_view) { return o.no_watch_policy = true; }},
   };
   return kSpecs;
 }
@@ -233,6 +260,49 @@ bool split_listen(const std::string& listen, std::string& host, uint16_t& port) 
     return false;
   port = static_cast<uint16_t>(p);
   return true;
+}
+
+// The control plane (net/control/plane.h): reload, metrics, audit log, approvals, and with
+// --admin the admin server. Returns 0, or the exit code after printing why.
+int start_control(const serve_options& o, const std::shared_ptr<net::gateway_shared>& shared,
+                  std::shared_ptr<control::plane>& out) {
+  control::plane_options po;
+  po.policy_path = o.policy;
+  po.watch_policy = !o.no_watch_policy;
+  po.audit_path = o.audit_log;
+  po.approval_timeout = std::chrono::milliseconds(o.approval_timeout_ms);
+  for (const std::string& t : o.approval_timeout) {
+    const size_t eq = t.rfind('=');
+    int64_t ms = 0;
+    set_int(ms, std::string_view(t).substr(eq + 1), 1, 86'400'000);
+    po.tool_approval_timeouts.emplace_back(t.substr(0, eq), std::chrono::milliseconds(ms));
+  }
+  if (!o.admin.empty()) {
+    if (!split_listen(o.admin, po.admin_host, po.admin_port)) {
+      std::fprintf(stderr, "sluice serve: --admin %s: expected HOST:PORT\n", o.admin.c_str());
+      return 2;
+    }
+    if (o.admin_token_file.empty()) {
+      std::fputs("sluice serve: --admin needs --admin-token-file FILE\n", stderr);
+      return 2;
+    }
+    std::string error;
+    if (!control::read_token_file(o.admin_token_file, po.admin_token, error)) {
+      std::fprintf(stderr, "sluice serve: %s\n", error.c_str());
+      return 1;
+    }
+  }
+  // Without an admin server nobody could approve: require_approval is refused at once.
+  po.approvals = !po.admin_host.empty();
+  auto plane = std::make_shared<control::plane>(std::move(po), shared->policy);
+  std::string error;
+  if (!plane->start(error)) {
+    std::fprintf(stderr, "sluice serve: %s\n", error.c_str());
+    return 1;
+  }
+  shared->control = plane;
+  out = std::move(plane);
+  return 0;
 }
 
 }  // namespace
@@ -363,11 +433,20 @@ int run_serve(std::span<char* const> args) {
   limits.max_connections = static_cast<uint32_t>(o.max_connections);
 
   engine::block_shutdown_signals();
+  control::block_control_signals();  // before any thread starts: SIGUSR1 is the control thread's
+  std::shared_ptr<control::plane> plane;
+  if (const int failed = start_control(o, shared, plane); failed != 0) return failed;
   net::http_server server;
   engine::status st = server.start(rc, limits, net::make_gateway_factory(shared));
   if (!st.ok()) {
     std::fprintf(stderr, "sluice serve: %s\n", st.message().c_str());
     return 1;
+  }
+  if (plane) {
+    plane->set_ready(true);
+    if (plane->admin_port() != 0)
+      std::printf("sluice admin on %s:%u\n", plane->options().admin_host.c_str(),
+                  plane->admin_port());
   }
   std::printf("sluice listening on %s (%u shards, policy %s%s%s)\n",
               server.runtime().address_string().c_str(), server.runtime().shard_count(),
@@ -382,16 +461,21 @@ int run_serve(std::span<char* const> args) {
   const std::chrono::milliseconds watchdog = sd_watchdog_interval();
   int sig = 0;
   if (watchdog.count() == 0) {
-    sig = engine::wait_for_shutdown_signal();
+    do {  // SIGHUP reloads the policy and waits again
+      sig = control::reload_on_hangup(plane.get(), engine::wait_for_shutdown_signal());
+    } while (sig == 0);
   } else {
-    while ((sig = engine::wait_for_shutdown_signal(watchdog)) == 0)
+    while ((sig = control::reload_on_hangup(plane.get(),
+                                            engine::wait_for_shutdown_signal(watchdog))) == 0)
       sd_notify("WATCHDOG=1");
   }
   sd_notify("STOPPING=1");
   std::fprintf(stderr, "sluice: signal %d: draining (up to %lld ms)\n", sig,
                static_cast<long long>(o.drain_timeout_ms));
+  if (plane) plane->refuse_waiting("the gateway is shutting down");
   server.stop(std::chrono::milliseconds(o.drain_timeout_ms));
   server.join();
+  if (plane) plane->stop();  // the audit rings are drained into the file and flushed
   if (shared->limits) {
     shared->limits->stop();
     const net::limit_hub_stats& ls = shared->limits->stats();
