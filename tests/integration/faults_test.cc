@@ -1,0 +1,481 @@
+// Fault injection against sluice serve as a real process: upstreams that reset mid-answer or
+// answer garbage, clients that vanish mid-request and mid-stream, slow-header clients, many
+// thousands of connections, SIGTERM under load. Every client gets an answer or a clean close,
+// nothing crashes (sluice exits 0 on SIGTERM at the end of each test; under ASan a leak makes
+// that exit non-zero), and the gateway keeps serving. Refusing and hanging upstreams, 5xx and
+// the drain of one in-flight call are in gateway_test.cc. Every wait is a poll with a deadline.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/harness.h"
+
+namespace sluice::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds kLong{15000};  // a loaded 2-core machine, maybe under ASan
+
+bool contains(std::string_view s, std::string_view needle) {
+  return s.find(needle) != std::string_view::npos;
+}
+
+std::string call(std::string_view id, std::string_view tool) {
+  return std::string(R"({"jsonrpc":"2.0","id":)") + std::string(id) +
+         R"(,"method":"tools/call","params":{"name":")" + std::string(tool) +
+         R"(","arguments":{}}})";
+}
+
+std::string policy_path(std::string_view name) {
+  const char* dir = std::getenv("POLICY_DIR");
+  std::filesystem::path base = dir != nullptr && *dir != 0
+                                   ? std::filesystem::path(dir)
+                                   : std::filesystem::path(__FILE__).parent_path() / "policies";
+  return (base / name).string();
+}
+
+int remaining_ms(steady::time_point deadline) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
+  return ms < 0 ? 0 : static_cast<int>(ms);
+}
+
+// The soft open-file limit raised to the hard one (children inherit it); the new soft limit.
+rlim_t raise_nofile() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  rl.rlim_cur = rl.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  return rl.rlim_cur;
+}
+
+// A listening socket on 127.0.0.1 that plays a broken upstream.
+class raw_upstream {
+ public:
+  raw_upstream() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 64) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    port_ = ntohs(a.sin_port);
+  }
+  ~raw_upstream() {
+    for (int c : conns_)
+      ::close(c);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  [[nodiscard]] std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/mcp";
+  }
+
+  // Accepts a connection (or takes the next request on `reuse`) and reads one request head and
+  // its Content-Length body. -1 on timeout.
+  int accept_request(std::chrono::milliseconds timeout = kLong) {
+    const auto deadline = steady::now() + timeout;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, remaining_ms(deadline)) != 1) return -1;
+    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return -1;
+    conns_.push_back(c);
+    std::string request;
+    for (;;) {
+      const size_t head_end = request.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        size_t length = 0;
+        for (const char* name : {"Content-Length:", "content-length:"}) {
+          const size_t cl = request.find(name);
+          if (cl != std::string::npos)
+            length = std::strtoul(request.c_str() + cl + 15, nullptr, 10);
+        }
+        if (request.size() >= head_end + 4 + length) return c;
+      }
+      pollfd q{c, POLLIN, 0};
+      if (::poll(&q, 1, remaining_ms(deadline)) != 1) return -1;
+      char buf[4096];
+      const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) return -1;
+      request.append(buf, static_cast<size_t>(n));
+    }
+  }
+  static bool write_all(int c, std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(c, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+  // Closes with a TCP reset (SO_LINGER 0) instead of a FIN.
+  void reset(int c) {
+    linger l{1, 0};
+    ::setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(c);
+    std::erase(conns_, c);
+  }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::vector<int> conns_;
+};
+
+std::string chunk(std::string_view data) {
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  return size + std::string(data) + "\r\n";
+}
+
+std::string progress_event(int i) {
+  return "event: message\ndata: "
+         R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":)" +
+         std::to_string(i) + "}}\n\n";
+}
+
+class faults : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (sluice_ && sluice_->running()) {
+      // Exit 0 after a drain: no crash, and under ASan no leak report.
+      EXPECT_EQ(sluice_->terminate(kLong), 0) << "stderr: " << sluice_->stderr_text();
+    }
+  }
+
+  void start_sluice(const std::string& upstream, std::vector<std::string> extra = {}) {
+    const std::string bin = binary_path("SLUICE_BIN");
+    ASSERT_FALSE(bin.empty()) << "SLUICE_BIN is not set (run through meson test)";
+    std::vector<std::string> args = {
+        "serve",    "--listen", "127.0.0.1:0", "--policy", policy_path("gateway.json"),
+        "--shards", "2",        "--upstream",  upstream};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process::options opts;
+    opts.capture_stderr = true;
+    sluice_ = process::spawn(bin, args, opts);
+    ASSERT_TRUE(sluice_) << "spawn " << bin;
+    // "sluice listening on HOST:PORT (...)": the port is in the HOST:PORT token.
+    ASSERT_TRUE(sluice_->wait_for_stdout(")\n", kLong)) << sluice_->stderr_text();
+    const std::string out = sluice_->stdout_text();
+    const size_t start = out.find(" listening on ") + 14;
+    const std::string hostport = out.substr(start, out.find(' ', start) - start);
+    port_ = static_cast<uint16_t>(std::atoi(hostport.c_str() + hostport.rfind(':') + 1));
+    ASSERT_NE(port_, 0) << out;
+  }
+
+  // The gateway still serves: a refusal (answered by the gateway itself) and a decision.
+  void expect_serving() {
+    http_client c(port_, kLong);
+    auto r = mcp_post(c, call("99", "delete_bucket"), {}, kLong);
+    ASSERT_TRUE(r) << "the gateway stopped answering";
+    EXPECT_EQ(r->status, 200);
+    EXPECT_TRUE(contains(r->body, "[POLICY DENIED]")) << r->body;
+    http_client d(port_, kLong);
+    auto dr = d.request("POST", "/v1/decide", call("1", "echo"),
+                        {{"Content-Type", "application/json"}}, kLong);
+    ASSERT_TRUE(dr);
+    EXPECT_EQ(dr->status, 200) << dr->body;
+  }
+
+  std::unique_ptr<process> sluice_;
+  uint16_t port_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Broken upstreams
+
+TEST_F(faults, UpstreamGarbageIs502) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url()));
+  for (const std::string_view garbage :
+       {"garbage\r\n\r\n", "HTTP/1.1 000 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"}) {
+    http_client c(port_, kLong);
+    ASSERT_TRUE(c.send_request("POST", "/mcp", call("1", "echo"), mcp_headers()));
+    const int u = up.accept_request();
+    ASSERT_GE(u, 0) << "the call never reached the upstream";
+    ASSERT_TRUE(raw_upstream::write_all(u, garbage));
+    auto r = c.read_response(kLong);
+    ASSERT_TRUE(r) << "no answer to upstream garbage: " << garbage;
+    EXPECT_EQ(r->status, 502) << garbage << " -> " << r->body;
+    EXPECT_TRUE(contains(r->body, "-32030")) << r->body;
+  }
+  expect_serving();
+}
+
+// A reset before the answer's head is a 502; after it, the client's connection is closed (the
+// status has gone out) and never left hanging.
+TEST_F(faults, UpstreamResetMidAnswerIs502OrAClose) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url()));
+  {
+    http_client c(port_, kLong);
+    ASSERT_TRUE(c.send_request("POST", "/mcp", call("1", "echo"), mcp_headers()));
+    const int u = up.accept_request();
+    ASSERT_GE(u, 0);
+    ASSERT_TRUE(raw_upstream::write_all(u, "HTTP/1.1 200 OK\r\nContent-Ty"));
+    up.reset(u);
+    auto r = c.read_response(kLong);
+    ASSERT_TRUE(r) << "a reset in the upstream's head left the client without an answer";
+    EXPECT_EQ(r->status, 502) << r->body;
+  }
+  {
+    http_client c(port_, kLong);
+    ASSERT_TRUE(c.send_request("POST", "/mcp", call("2", "echo"), mcp_headers()));
+    const int u = up.accept_request();
+    ASSERT_GE(u, 0);
+    ASSERT_TRUE(raw_upstream::write_all(
+        u,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        R"({"jsonrpc":"2.0","id":2,)"));
+    up.reset(u);
+    auto r = c.read_response(kLong);
+    if (r) {
+      EXPECT_NE(r->status, 200) << "a truncated answer was relayed as complete: " << r->body;
+    }
+    EXPECT_TRUE(c.wait_closed(kLong)) << "the client was left hanging after the reset";
+  }
+  {
+    // Mid-stream: events already relayed stay relayed, then the stream ends with a close.
+    http_client c(port_, kLong);
+    ASSERT_TRUE(c.send_request("POST", "/mcp", call("3", "long_job"), mcp_headers()));
+    const int u = up.accept_request();
+    ASSERT_GE(u, 0);
+    ASSERT_TRUE(raw_upstream::write_all(u,
+                                        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                        "Transfer-Encoding: chunked\r\n\r\n" +
+                                            chunk(progress_event(1))));
+    auto head = c.read_head(kLong);
+    ASSERT_TRUE(head);
+    EXPECT_EQ(head->status, 200);
+    auto ev = c.next_event(kLong);
+    ASSERT_TRUE(ev);
+    EXPECT_TRUE(contains(ev->data, R"("progress":1)")) << ev->data;
+    up.reset(u);
+    EXPECT_FALSE(c.next_event(kLong));
+    EXPECT_FALSE(c.body_complete()) << "a cut stream was ended as if complete";
+    EXPECT_TRUE(c.wait_closed(kLong)) << "the client was left hanging after the reset";
+  }
+  expect_serving();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients that vanish, or crawl
+
+TEST_F(faults, ClientsThatVanishMidRequestLeaveNothingBehind) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url()));
+  const std::string body = call("1", "echo");
+  for (int i = 0; i < 200; ++i) {
+    http_client c(port_, kLong);
+    std::string req =
+        "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Accept: application/json, text/event-stream\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n";
+    // Cut in the head, in the body, or right after the head; half with a reset.
+    const size_t cut = i % 3 == 0 ? req.size() / 2 : i % 3 == 1 ? req.size() + 10 : req.size();
+    req += body;
+    ASSERT_TRUE(c.send(std::string_view(req).substr(0, cut)));
+    if (i % 2 == 0) {
+      linger l{1, 0};
+      ::setsockopt(c.fd(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
+    c.close();
+  }
+  expect_serving();
+}
+
+// The agent goes away while an SSE answer is being relayed; the upstream keeps sending.
+TEST_F(faults, ClientThatVanishesMidStreamFreesTheExchange) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url(), {"--upstream-connections", "1"}));
+  for (int round = 0; round < 3; ++round) {
+    http_client c(port_, kLong);
+    ASSERT_TRUE(c.send_request("POST", "/mcp", call("1", "long_job"), mcp_headers()));
+    const int u = up.accept_request();
+    ASSERT_GE(u, 0) << "round " << round << ": the upstream connection was never freed";
+    ASSERT_TRUE(raw_upstream::write_all(u,
+                                        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                        "Transfer-Encoding: chunked\r\n\r\n" +
+                                            chunk(progress_event(1))));
+    ASSERT_TRUE(c.read_head(kLong));
+    ASSERT_TRUE(c.next_event(kLong));
+    linger l{1, 0};
+    ::setsockopt(c.fd(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    c.close();
+    // The upstream keeps streaming into a relay whose client is gone: sluice drops the exchange
+    // and closes (or reuses nothing of) the upstream connection; it must not crash or stall.
+    std::string more;
+    for (int i = 2; i < 200; ++i)
+      more += chunk(progress_event(i));
+    bool upstream_closed = false;
+    for (int i = 0; i < 50 && !upstream_closed; ++i)
+      upstream_closed = !raw_upstream::write_all(u, more);
+    EXPECT_TRUE(upstream_closed) << "round " << round
+                                 << ": the upstream stream outlived its client";
+    up.reset(u);
+  }
+  expect_serving();
+}
+
+TEST_F(faults, SlowHeaderClientsGet408AndOthersAreServed) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url(), {"--header-timeout-ms", "500"}));
+  std::vector<http_client> slow;
+  for (int i = 0; i < 50; ++i) {
+    slow.emplace_back(port_, kLong);
+    ASSERT_TRUE(slow.back().connected());
+    ASSERT_TRUE(slow.back().send("POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Ty"));
+  }
+  const auto t0 = steady::now();
+  expect_serving();  // while they crawl
+  for (int i = 0; i < 50; ++i) {
+    http_client& c = slow[static_cast<size_t>(i)];
+    c.send("p");  // one more byte: still no end of head
+    auto r = c.read_response(kLong);
+    ASSERT_TRUE(r) << "slow client " << i << " got no 408";
+    EXPECT_EQ(r->status, 408);
+    EXPECT_TRUE(c.wait_closed(kLong)) << "slow client " << i << " was not closed";
+  }
+  EXPECT_GE(steady::now() - t0, 400ms);
+  expect_serving();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many connections
+
+// Thousands of connections at once, over the per-shard limit: each is answered (a decision, or
+// 503 for those over --max-connections) or closed cleanly; afterwards the gateway serves.
+TEST_F(faults, ThousandsOfConnectionsAreAnsweredOrRefused) {
+  const rlim_t nofile = raise_nofile();
+  ASSERT_GE(nofile, 4096u) << "open-file limit too low for this test";
+  const size_t n = std::min<size_t>(6000, (nofile - 200) / 2);  // ours + sluice's, same limit
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url(), {"--max-connections", "2000"}));
+  std::vector<http_client> clients;
+  clients.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    clients.emplace_back(port_, kLong);
+    ASSERT_TRUE(clients.back().connected()) << "connect " << i << ": " << std::strerror(errno);
+  }
+  const std::string body = call("1", "echo");
+  size_t decided = 0, refused = 0, closed = 0;
+  std::vector<bool> sent;
+  for (http_client& c : clients)
+    sent.push_back(
+        c.send_request("POST", "/v1/decide", body, {{"Content-Type", "application/json"}}));
+  for (size_t i = 0; i < n; ++i) {
+    http_client& c = clients[i];
+    std::optional<http_response> r;
+    if (sent[i])
+      r = c.read_response(kLong);
+    else
+      (void)c.wait_closed(kLong);
+    if (r && r->status == 200) {
+      ++decided;
+    } else if (r && r->status == 503) {
+      ++refused;
+    } else {
+      ASSERT_FALSE(r) << "unexpected status " << r->status << ": " << r->body;
+      ASSERT_TRUE(c.eof()) << "client " << i << " got neither an answer nor a close";
+      ++closed;
+    }
+  }
+  EXPECT_EQ(decided + refused + closed, n);
+  EXPECT_GE(decided, std::min<size_t>(n, 3000)) << refused << " refused, " << closed << " closed";
+  std::printf("%zu connections: %zu decided, %zu refused with 503, %zu closed\n", n, decided,
+              refused, closed);
+  clients.clear();
+  expect_serving();
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGTERM under load
+
+TEST_F(faults, SigtermUnderLoadAnswersOrClosesEveryClient) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url(), {"--drain-timeout-ms", "5000"}));
+  constexpr int kThreads = 4;
+  constexpr int kConnsPerThread = 50;
+  std::atomic<bool> stop_sent{false};
+  std::atomic<uint64_t> answered{0}, answered_after{0}, closed{0}, failures{0};
+  std::atomic<int> running{kThreads};
+  std::vector<std::thread> threads;
+  const std::string body = call("1", "echo");
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      std::vector<http_client> conns;
+      for (int i = 0; i < kConnsPerThread; ++i)
+        conns.emplace_back(port_, kLong);
+      std::vector<bool> open(conns.size(), true);
+      size_t still_open = conns.size();
+      while (still_open > 0) {
+        for (size_t i = 0; i < conns.size(); ++i) {
+          if (!open[i]) continue;
+          const bool after = stop_sent.load();
+          http_client& c = conns[i];
+          std::optional<http_response> r;
+          if (c.send_request("POST", "/v1/decide", body, {{"Content-Type", "application/json"}}))
+            r = c.read_response(kLong);
+          else
+            (void)c.wait_closed(kLong);
+          if (r && r->status == 200) {
+            if (++answered % 1000 == 0) answered.notify_all();
+            if (after) ++answered_after;
+            continue;
+          }
+          // No decision: the only other acceptable end is a close, once SIGTERM is out.
+          if (r || !after || !c.eof()) ++failures;
+          ++closed;
+          open[i] = false;
+          --still_open;
+        }
+      }
+      --running;
+      answered.notify_all();
+    });
+  }
+  // Load until many decisions are in (the threads notify every 1000), then SIGTERM.
+  for (uint64_t seen = answered.load(); seen < 20000 && running.load() == kThreads;
+       seen = answered.load()) {
+    answered.wait(seen);
+  }
+  stop_sent = true;
+  ASSERT_TRUE(sluice_->signal(SIGTERM));
+  const auto exit = sluice_->wait_exit(kLong);
+  for (std::thread& th : threads)
+    th.join();
+  EXPECT_EQ(exit, 0) << "stderr: " << sluice_->stderr_text();
+  EXPECT_EQ(failures.load(), 0u);
+  EXPECT_EQ(closed.load(), static_cast<uint64_t>(kThreads * kConnsPerThread));
+  EXPECT_GE(answered.load(), 1000u);
+  std::printf(
+      "SIGTERM under load: %llu decisions (%llu after the signal), %llu connections "
+      "closed cleanly\n",
+      static_cast<unsigned long long>(answered.load()),
+      static_cast<unsigned long long>(answered_after.load()),
+      static_cast<unsigned long long>(closed.load()));
+}
+
+}  // namespace
+}  // namespace sluice::testing
