@@ -127,6 +127,7 @@ void plane::request_reload(std::string_view why) {
 
 void plane::request_reopen() {
   asio::post(impl_->ioc, [this] {
+    if (options_.audit_path.empty()) return;  // no audit log: SIGUSR1 does nothing
     std::string error;
     ++impl_->audit_reopens;
     if (!impl_->audit.reopen(error)) {
