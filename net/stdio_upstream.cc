@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <simdjson.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -13,8 +13,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-
-extern char** environ;
 
 namespace sluice::net {
 
@@ -174,33 +172,54 @@ bool stdio_upstream::spawn(session* s, std::string& error) {
     ::close(io_in[0]), ::close(io_in[1]), ::close(io_out[0]), ::close(io_out[1]);
     return false;
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, io_in[1], 0);
-  posix_spawn_file_actions_adddup2(&fa, io_out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, io_err[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // The shard threads block the shutdown signals; the child starts with none blocked and
-  // default dispositions, and in a process group of its own (a terminal's ^C is Sluice's).
-  sigset_t none, dflt;
-  sigemptyset(&none);
-  sigemptyset(&dflt);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT})
-    sigaddset(&dflt, sig);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &dflt);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   std::vector<char*> argv;
   for (const std::string& a : options_.argv)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
+  // fork + exec rather than posix_spawn, for PR_SET_PDEATHSIG: the child is SIGKILLed if the
+  // shard thread that started it goes away (Sluice killed outright), so no server outlives us.
+  // Between fork and exec the child makes only async-signal-safe calls. An exec failure comes
+  // back as its errno on a close-on-exec pipe.
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) {
+    error = std::strerror(errno);
+    for (int fd : {io_in[0], io_in[1], io_out[0], io_out[1], io_err[0], io_err[1]})
+      ::close(fd);
+    return false;
+  }
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    // The shard threads block the shutdown signals; the child starts with none blocked and
+    // default dispositions, in a process group of its own (a terminal's ^C is Sluice's).
+    setpgid(0, 0);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT})
+      signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (dup2(io_in[1], 0) < 0 || dup2(io_out[1], 1) < 0 || dup2(io_err[1], 2) < 0) _exit(127);
+    execvp(argv[0], argv.data());
+    const int e = errno;
+    (void)!write(report[1], &e, sizeof e);
+    _exit(127);
+  }
+  const int fork_errno = errno;
+  ::close(report[1]);
+  int rc = pid < 0 ? fork_errno : 0;
+  if (pid > 0) {
+    int e = 0;
+    ssize_t n;
+    while ((n = ::read(report[0], &e, sizeof e)) < 0 && errno == EINTR) {
+    }
+    if (n == static_cast<ssize_t>(sizeof e)) {
+      rc = e;
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  ::close(report[0]);
   ::close(io_in[1]), ::close(io_out[1]), ::close(io_err[1]);
   if (rc != 0) {
     error = "cannot start '" + options_.argv[0] + "': " + std::strerror(rc);

@@ -89,7 +89,13 @@ struct suite_run {
 
 class Interop : public ::testing::TestWithParam<std::string> {
  protected:
-  static void TearDownTestSuite() { runs().clear(); }
+  static void TearDownTestSuite() {
+    for (auto& [kind, run] : runs()) {
+      // Stopped as an operator would: Sluice stops its stdio servers on the way out.
+      if (run.gateway && run.gateway->sluice) (void)run.gateway->sluice->terminate(kNodeTimeout);
+    }
+    runs().clear();
+  }
   static std::map<std::string, suite_run>& runs() {
     static std::map<std::string, suite_run> r;
     return r;
