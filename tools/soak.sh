@@ -22,23 +22,27 @@ rm -rf "$out" && mkdir -p "$out"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-# Starts a server with stdout on a FIFO and reads its readiness line (no polling); prints HOST:PORT.
+# Starts a server with stdout on a FIFO and reads its readiness line (no polling); sets addr to
+# its HOST:PORT and pid to its process id.
 start() {
   local name=$1
   shift
   mkfifo "$out/$name.fifo"
   "$@" >"$out/$name.fifo" 2>"$out/$name.err" &
-  pids+=($!)
+  pid=$!
+  pids+=($pid)
   exec {fd}<"$out/$name.fifo"
   local line=""
   read -r -t 15 line <&$fd || true
   [[ "$line" == *" listening on "* ]] || { echo "soak: $name did not start: $line" >&2; cat "$out/$name.err" >&2; exit 1; }
-  sed -E 's/.* listening on ([^ ]+).*/\1/' <<<"$line"
+  addr=$(sed -E 's/.* listening on ([^ ]+).*/\1/' <<<"$line")
 }
-up=$(start upstream "$server" --listen 127.0.0.1:0)
-gw=$(start sluice "$sluice" serve --listen 127.0.0.1:0 --shards 2 \
-  --policy tools/examples/policy.json --upstream "http://$up/mcp")
-spid=${pids[1]}
+start upstream "$server" --listen 127.0.0.1:0
+up=$addr
+start sluice "$sluice" serve --listen 127.0.0.1:0 --shards 2 \
+  --policy tools/examples/policy.json --upstream "http://$up/mcp"
+gw=$addr
+spid=$pid
 echo "soak: sluice (pid $spid) on $gw in front of $up, ${seconds}s of load" >&2
 
 "$sluice" bench -c 64 -t 1 -d "$seconds" --json "http://$gw/mcp" >"$out/bench_mcp.json" 2>"$out/bench_mcp.err" &
