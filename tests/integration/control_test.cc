@@ -509,5 +509,36 @@ TEST_F(control, audit_lines_and_reopen_on_sigusr1) {
   EXPECT_TRUE(contains(new_lines, R"("verdict":"deny")")) << new_lines;
 }
 
+TEST_F(control, audit_drops_are_counted_and_reported) {
+  const std::string audit = dir_ + "/audit.log";
+  start({"--audit-log", audit, "--audit-ring", "2", "--shards", "1"});
+  // 300 pipelined decisions on one connection are decided in a few loop iterations, far
+  // faster than the writer's 10 ms drain: a ring of 2 must overflow.
+  const std::string body = call("1", "delete_bucket", R"({"bucket":"b"})");
+  std::string burst;
+  for (int i = 0; i < 300; ++i) {
+    burst +=
+        "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  http_client c(port_);
+  ASSERT_TRUE(c.send(burst));
+  for (int i = 0; i < 300; ++i) {
+    auto r = c.read_response(kLong);
+    ASSERT_TRUE(r) << i;
+    ASSERT_EQ(r->status, 403);
+  }
+  ASSERT_TRUE(sluice_->wait_for_stderr("records dropped (a shard's ring was full)", kLong))
+      << sluice_->stderr_text();
+  const std::string m = metrics();
+  const int64_t dropped = metric(m, "sluice_audit_dropped_total");
+  EXPECT_GT(dropped, 0) << m;
+  EXPECT_EQ(metric(m, "sluice_audit_records_total") + dropped, 300) << m;
+  ASSERT_EQ(sluice_->terminate(kLong), 0);
+  const std::string lines = read_file(audit);
+  EXPECT_TRUE(contains(lines, R"("event":"audit_dropped")")) << lines.substr(0, 2000);
+}
+
 }  // namespace
 }  // namespace sluice::testing

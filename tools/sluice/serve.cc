@@ -54,6 +54,7 @@ struct serve_options {
   std::string admin;  // HOST:PORT of the admin server; empty: none
   std::string admin_token_file;
   std::string audit_log;
+  int64_t audit_ring = 8192;
   int64_t approval_timeout_ms = 300'000;
   std::vector<std::string> approval_timeout;  // TOOL=MS
   bool no_watch_policy = false;
@@ -145,6 +146,8 @@ const std::vector<option_spec>& specs() {
       {"admin-token-file", "FILE", "bearer token of the admin server (required with --admin)",
        STR(admin_token_file)},
       {"audit-log", "FILE", "every decision as a JSON line; reopened on SIGUSR1", STR(audit_log)},
+      {"audit-ring", "N", "audit records buffered per shard; beyond: dropped and counted [8192]",
+       INT(audit_ring, 2, 1 << 20)},
       {"approval-timeout-ms", "MS",
        "require_approval calls wait this long, then are refused [300000]",
        INT(approval_timeout_ms, 1, 86'400'000)},
@@ -270,6 +273,7 @@ int start_control(const serve_options& o, const std::shared_ptr<net::gateway_sha
   po.policy_path = o.policy;
   po.watch_policy = !o.no_watch_policy;
   po.audit_path = o.audit_log;
+  po.audit_ring = static_cast<size_t>(o.audit_ring);
   po.approval_timeout = std::chrono::milliseconds(o.approval_timeout_ms);
   for (const std::string& t : o.approval_timeout) {
     const size_t eq = t.rfind('=');
