@@ -134,6 +134,7 @@ class forward final : public upstream_exchange {
   bool streaming = false;     // began a streamed answer downstream
   bool sse = false;
   bool finished = false;
+  bool active = false;  // taken from the free list, its exchange not yet over
   int status = 0;
   std::string id;  // raw id of a single request, for error answers ("" for a batch)
   std::string session_id, protocol_version, content_type;
@@ -215,6 +216,8 @@ class gateway_shard final : public request_handler, public control::shard_contro
   // Called by forward when an exchange is over.
   void done(forward* f) {
     f->reset();
+    f->active = false;
+    --active_forwards_;
     free_.push_back(f);
   }
   // Answers with a JSON-RPC upstream error instead of what the upstream is sending, and
@@ -470,6 +473,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
   }
 
   void on_loop() {
+    if (active_forwards_ != 0) reap_abandoned();
     if (ctl_) ctl_->on_loop(decider_, *this, port_.limiter().live_keys());
     if (port_.receive() && !parked_.empty()) decide_parked();
     port_.send();
@@ -536,13 +540,25 @@ class gateway_shard final : public request_handler, public control::shard_contro
   }
 
   forward* take_forward() {
+    forward* f;
     if (free_.empty()) {
       forwards_.push_back(std::make_unique<forward>());
-      return forwards_.back().get();
+      f = forwards_.back().get();
+    } else {
+      f = free_.back();
+      free_.pop_back();
     }
-    forward* f = free_.back();
-    free_.pop_back();
+    f->active = true;
+    ++active_forwards_;
     return f;
+  }
+
+  // An agent that went away while its answer was being relayed, and the upstream sends
+  // nothing more to notice it by: stop the exchange and free the upstream connection.
+  void reap_abandoned() {
+    for (const std::unique_ptr<forward>& f : forwards_) {
+      if (f->active && f->handle != 0 && !f->slot.valid()) abandon(f.get());
+    }
   }
 
   engine::shard& shard_;
@@ -560,6 +576,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
   std::vector<http_header> extra_upstream_;
   std::vector<std::unique_ptr<forward>> forwards_;  // every exchange object this shard made
   std::vector<forward*> free_;
+  size_t active_forwards_ = 0;
 };
 
 void forward::begin_stream() {
