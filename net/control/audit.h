@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "policy/json_text.h"
+
 namespace sluice::control {
 
 // What a record says happened.
@@ -53,8 +55,10 @@ struct audit_record {
 // Appends the JSON line for r (with the trailing newline).
 void append_audit_line(std::string& out, const audit_record& r);
 
-// Appends a JSON string literal.
-void append_json(std::string& out, std::string_view s);
+// A JSON string literal, quotes included (policy/json_text.h).
+inline void append_json(std::string& out, std::string_view s) {
+  policy::append_json_string(out, s);
+}
 
 // RFC 3339 UTC with microseconds: 2026-11-25T20:32:50.123456Z.
 void append_rfc3339(std::string& out, int64_t wall_ns);
