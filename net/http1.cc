@@ -76,7 +76,7 @@ constexpr std::string_view kKeepAlive = "Connection: keep-alive\r\n";
 constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
 
 char* put(char* p, std::string_view s) {
-  std::memcpy(p, s.data(), s.size());
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());  // an empty view may have no data
   return p + s.size();
 }
 

@@ -82,7 +82,7 @@ bool method_has_body(std::string_view m) {
 }
 
 char* put(char* p, std::string_view s) {
-  std::memcpy(p, s.data(), s.size());
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());  // an empty view may have no data
   return p + s.size();
 }
 

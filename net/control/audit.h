@@ -30,7 +30,7 @@ struct fixed_text {
   void set(std::string_view s) {
     truncated = s.size() > N;
     len = static_cast<uint16_t>(truncated ? N : s.size());
-    __builtin_memcpy(data, s.data(), len);
+    if (len != 0) __builtin_memcpy(data, s.data(), len);  // an empty view may have no data
   }
   [[nodiscard]] std::string_view view() const { return {data, len}; }
 };

@@ -39,7 +39,7 @@ void shard_metrics::count_tool(std::string_view tool, uint8_t verdict) {
     tool_slot& s = tools[(h + probe) & (kToolSlots - 1)];
     const uint64_t sh = s.hash.load(std::memory_order_relaxed);  // only this shard writes it
     if (sh == 0) {
-      std::memcpy(s.name, tool.data(), tool.size());
+      if (!tool.empty()) std::memcpy(s.name, tool.data(), tool.size());  // empty: may be null
       s.len = static_cast<uint8_t>(tool.size());
       s.hash.store(h, std::memory_order_release);  // the reader sees the name complete
       return s.by_verdict[verdict].add();
