@@ -455,7 +455,7 @@ TEST_F(faults, SigtermUnderLoadAnswersOrClosesEveryClient) {
       while (still_open > 0) {
         for (size_t i = 0; i < conns.size(); ++i) {
           if (!open[i]) continue;
-          const bool after = stop_sent.load();
+          const bool after = stop_sent.load();  // the request goes out after the signal
           http_client& c = conns[i];
           std::optional<http_response> r;
           if (c.send_request("POST", "/v1/decide", body, {{"Content-Type", "application/json"}}))
@@ -467,8 +467,16 @@ TEST_F(faults, SigtermUnderLoadAnswersOrClosesEveryClient) {
             if (after) ++answered_after;
             continue;
           }
-          // No decision: the only other acceptable end is a close, once SIGTERM is out.
-          if (r || !after || !c.eof()) ++failures;
+          // No decision: the only other acceptable end is a close, once SIGTERM is out. The
+          // signal may land while this request is on the wire to a connection the drain
+          // closes as idle (the keep-alive race of RFC 9112 section 9.6, which clients answer
+          // by retrying), so what counts is whether the signal was out when the close was seen.
+          if (r || !stop_sent.load() || !c.eof()) {
+            ++failures;
+            std::fprintf(stderr, "connection ended badly: %s, signal %s, eof %d\n",
+                         r ? ("status " + std::to_string(r->status)).c_str() : "no answer",
+                         after ? "before send" : "not yet at send", int(c.eof()));
+          }
           ++closed;
           open[i] = false;
           --still_open;
