@@ -473,7 +473,8 @@ class gateway_shard final : public request_handler, public control::shard_contro
   }
 
   void on_loop() {
-    if (active_forwards_ != 0) reap_abandoned();
+    if (abandoned_ && active_forwards_ != 0) reap_abandoned();
+    abandoned_ = false;
     if (ctl_) ctl_->on_loop(decider_, *this, port_.limiter().live_keys());
     if (port_.receive() && !parked_.empty()) decide_parked();
     port_.send();
@@ -553,8 +554,11 @@ class gateway_shard final : public request_handler, public control::shard_contro
     return f;
   }
 
+  void on_answers_abandoned() override { abandoned_ = true; }
+
   // An agent that went away while its answer was being relayed, and the upstream sends
-  // nothing more to notice it by: stop the exchange and free the upstream connection.
+  // nothing more to notice it by: stop the exchange and free the upstream connection. Runs
+  // only in a loop iteration after http_server said a connection with answers owed went away.
   void reap_abandoned() {
     for (const std::unique_ptr<forward>& f : forwards_) {
       if (f->active && f->handle != 0 && !f->slot.valid()) abandon(f.get());
@@ -577,6 +581,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
   std::vector<std::unique_ptr<forward>> forwards_;  // every exchange object this shard made
   std::vector<forward*> free_;
   size_t active_forwards_ = 0;
+  bool abandoned_ = false;  // a connection with answers owed went away since the last loop
 };
 
 void forward::begin_stream() {

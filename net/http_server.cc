@@ -48,6 +48,7 @@ class http_conn final : public request_sink {
   void closed() {
     ++gen_;
     conn_ = nullptr;
+    if (write_seq_ != next_seq_) handler_->on_answers_abandoned();
     parser_.reset();
     for (uint32_t s = write_seq_; s != next_seq_; ++s)
       holders_[s & mask_] = holder_reset();
@@ -182,6 +183,7 @@ class http_conn final : public request_sink {
   }
 
   void finish_close() {
+    if (write_seq_ != next_seq_) handler_->on_answers_abandoned();
     for (uint32_t s = write_seq_; s != next_seq_; ++s)
       holders_[s & mask_] = holder_reset();
     write_seq_ = next_seq_;

@@ -52,6 +52,10 @@ class request_handler {
   virtual ~request_handler() = default;
   // req's views are valid only during this call. Answer through slot, now or later.
   virtual void on_request(const http_request& req, response_slot slot) = 0;
+  // A connection went away (or was cut short) while answers were still owed on it: some
+  // response_slot this handler holds may have become invalid. Lets a handler that keeps
+  // slots look for dead ones only when one may exist.
+  virtual void on_answers_abandoned() {}
 };
 
 // Called on each shard's thread.

@@ -2,9 +2,9 @@
 # Sluice against nginx on the same machine, in one run, the way docs/benchmarks.md reports:
 # servers pinned to CPU 1, wrk (1 thread, 64 connections) and the upstream pinned to CPU 0.
 # For each: requests/s, p50, p99 (wrk) and the server's own CPU time per request
-# (utime+stime of its processes over the run / requests).
+# (utime+stime of its processes over the run / requests) and the kernel's share of it.
 #
-#   bench/net/vs_nginx.sh [BUILD_DIR] [SECONDS]      (default build/release, 5)
+#   bench/net/vs_nginx.sh [BUILD_DIR] [SECONDS]      (default build/release, 5; ROUNDS=3)
 #
 # Needs wrk and nginx (apt install wrk nginx-light). Ports 18180-18183 must be free.
 set -euo pipefail
@@ -44,7 +44,14 @@ http {
 NGINX
 
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+cpu_ticks() {  # utime stime, summed over the given pids
+  local u=0 k=0 f
+  for p in "$@"; do
+    read -ra f < "/proc/$p/stat"
+    u=$((u + f[13])) k=$((k + f[14]))
+  done
+  echo "$u $k"
+}
 
 taskset -c 0 "$upstream" --listen 127.0.0.1:18183 >/dev/null & pids+=($!)
 taskset -c 1 "$sluice" serve --policy "$work/policy.json" --listen 127.0.0.1:18180 --shards 1 \
@@ -54,24 +61,47 @@ wait_port 18180; wait_port 18181; wait_port 18183
 nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")")
 
 tck=$(getconf CLK_TCK)
-printf '%-34s %10s %9s %9s %12s\n' server req/s p50 p99 "us CPU/req"
-run() {  # name port path pipeline pids...
+rounds=${ROUNDS:-3}
+results=$work/results
+run() {  # name port path pipeline pids...: one measurement appended to $results
   local name=$1 port=$2 path=$3 depth=$4; shift 4
   local c0 c1 out
-  c0=$(cpu_ticks "$@")
+  read -r u0 k0 <<<"$(cpu_ticks "$@")"
   out=$(PIPELINE=$depth TARGET_PATH=$path taskset -c 0 wrk -t1 -c64 -d"${secs}s" --latency \
         -s "$root/bench/net/tools_call.lua" "http://127.0.0.1:$port")
-  c1=$(cpu_ticks "$@")
+  read -r u1 k1 <<<"$(cpu_ticks "$@")"
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  awk -v n="$name" -v r="$rps" -v a="$p50" -v b="$p99" -v c=$((c1 - c0)) -v t="$tck" -v s="$secs" \
-    'BEGIN { printf "%-34s %10.0f %9s %9s %12.2f\n", n, r, a, b, 1e6 * c / t / (r * s) }'
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" $((u1 - u0)) $((k1 - k0)) >> "$results"
 }
-run "sluice decide (x1)" 18180 /v1/decide 1 "$sluice_pid"
-run "nginx return 200 (x1)" 18181 /v1/decide 1 "$nginx_worker"
-run "sluice decide (pipelined x16)" 18180 /v1/decide 16 "$sluice_pid"
-run "nginx return 200 (pipelined x16)" 18181 /v1/decide 16 "$nginx_worker"
-run "sluice gateway -> example (x1)" 18180 /mcp 1 "$sluice_pid"
-run "nginx proxy_pass -> example (x1)" 18181 /mcp 1 "$nginx_worker"
+# Pairs run back to back, and every pair ROUNDS times in turn, so a change in the machine's
+# load hits both servers of a pair alike; the table shows each row's median round.
+for ((r = 1; r <= rounds; r++)); do
+  run "sluice decide (x1)" 18180 /v1/decide 1 "$sluice_pid"
+  run "nginx return 200 (x1)" 18181 /v1/decide 1 "$nginx_worker"
+  run "sluice decide (pipelined x16)" 18180 /v1/decide 16 "$sluice_pid"
+  run "nginx return 200 (pipelined x16)" 18181 /v1/decide 16 "$nginx_worker"
+  run "sluice gateway -> example (x1)" 18180 /mcp 1 "$sluice_pid"
+  run "nginx proxy_pass -> example (x1)" 18181 /mcp 1 "$nginx_worker"
+done
+python3 - "$results" "$tck" "$secs" "$rounds" <<'PY'
+import statistics, sys
+path, tck, secs, rounds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+rows = {}
+for line in open(path):
+    name, rps, p50, p99, ut, st = line.rstrip("\n").split("\t")
+    rps = float(rps)
+    cpu = (int(ut) + int(st)) / tck / (rps * secs) * 1e6 if rps else float("inf")
+    kern = int(st) / max(1, int(ut) + int(st))
+    rows.setdefault(name, []).append((cpu, rps, p50, p99, kern))
+print(f"{rounds} round(s) of {secs:g} s; each row is its median round by CPU per request")
+print(f"{'server':<34} {'req/s':>10} {'p50':>9} {'p99':>9} {'us CPU/req':>11} {'kernel':>7}"
+      f"  {'us CPU/req, every round':<}")
+for name, runs in rows.items():
+    med = sorted(runs)[len(runs) // 2]
+    cpu, rps, p50, p99, kern = med
+    each = " ".join(f"{r[0]:.2f}" for r in runs)
+    print(f"{name:<34} {rps:>10.0f} {p50:>9} {p99:>9} {cpu:>11.2f} {kern:>6.0%}  {each}")
+PY
