@@ -123,6 +123,9 @@ status shard::init() {
 
 void shard::update_now() {
   now_ns_ = steady_ns();
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  wall_ns_ = static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 io_uring_sqe* shard::get_sqe() {

@@ -67,6 +67,9 @@ class shard {
   [[nodiscard]] int cpu() const { return cpu_; }
   // Steady-clock nanoseconds, read once per loop iteration.
   [[nodiscard]] int64_t now_ns() const { return now_ns_; }
+  // Wall-clock (CLOCK_REALTIME) nanoseconds, read with now_ns(): what the work of one
+  // iteration (a batch of completions) is stamped with, e.g. rate-limit windows.
+  [[nodiscard]] int64_t wall_ns() const { return wall_ns_; }
   // Any thread (metrics, tests): a relaxed read of a count only this shard writes.
   [[nodiscard]] uint32_t open_connections() const {
     return accepted_live_.load(std::memory_order_relaxed);
@@ -128,6 +131,7 @@ class shard {
   uint32_t armed_gen_ = 0;
   __kernel_timespec armed_ts_{};
   int64_t now_ns_ = 0;
+  int64_t wall_ns_ = 0;
 
   int wake_fd_ = -1;
   uint64_t wake_value_ = 0;

@@ -18,13 +18,6 @@ namespace {
 
 using policy::verdict;
 
-// Wall-clock nanoseconds: rate-limit windows are aligned to the Unix epoch. A vDSO call.
-int64_t wall_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 std::string_view path_of(std::string_view target) {
   const size_t q = target.find('?');
   return q == std::string_view::npos ? target : target.substr(0, q);
@@ -463,12 +456,16 @@ class gateway_shard final : public request_handler, public control::shard_contro
     if (const uint64_t h = pool_->send(up, f); h != 0) f->handle = h;
   }
 
-  // Decides a body; with a control plane, also times, counts and audits it.
+  // Decides a body; with a control plane, also counts and audits it, and times it when
+  // shard_control asks (every decision with an audit file, else one in eight). Rate-limit
+  // windows are aligned to the Unix epoch: the wall clock is the shard's, read once per loop
+  // iteration, so the calls of one batch are decided at the same instant.
   const policy::body_decision& decide(std::string_view body, const policy::identity& who) {
-    if (!ctl_) return decider_.decide(body, who, wall_ns());
-    const int64_t t0 = control::steady_ns();
-    const policy::body_decision& bd = decider_.decide(body, who, wall_ns());
-    if (!bd.wait()) ctl_->record(decider_, bd, who, body, control::steady_ns() - t0);
+    if (!ctl_) return decider_.decide(body, who, shard_.wall_ns());
+    const bool timed = ctl_->time_next_decision();
+    const int64_t t0 = timed ? control::steady_ns() : 0;
+    const policy::body_decision& bd = decider_.decide(body, who, shard_.wall_ns());
+    if (!bd.wait()) ctl_->record(decider_, bd, who, body, timed ? control::steady_ns() - t0 : -1);
     return bd;
   }
 

@@ -22,6 +22,7 @@
 //
 // policy/ stays pure: no threads, no clock. Everything here is used from one thread.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -97,7 +98,8 @@ class lease_limiter final : public limiter {
   [[nodiscard]] unsigned shard_id() const { return id_; }
   [[nodiscard]] unsigned shard_count() const { return count_; }
 
-  // Slots of lease a shard keeps at a report, at least, when it has some unused.
+  // Slots of lease a shard keeps at a report, at least, when it has some unused (it keeps
+  // twice its recent peak of calls between reports when that is more).
   static constexpr uint32_t kKeep = 1;
 
  private:
@@ -110,6 +112,7 @@ class lease_limiter final : public limiter {
     uint32_t demand = 0;
     uint32_t returned = 0;
     uint32_t used_at_report = 0;
+    uint32_t peak = 0;  // most calls between two reports lately (decays by a quarter a report)
     uint8_t flags = 0;
   };
 
@@ -147,9 +150,12 @@ size_t lease_limiter::report(Push&& push) {
     }
     uint32_t give = 0;
     const uint32_t unused = e.budget > e.used ? e.budget - e.used : 0;
+    const uint32_t recent = e.used > e.used_at_report ? e.used - e.used_at_report : 0;
+    e.peak = std::max(recent, e.peak - e.peak / 4);
     if (e.demand == 0) {
-      const uint32_t recent = e.used > e.used_at_report ? e.used - e.used_at_report : 0;
-      const uint32_t keep = recent > kKeep ? recent : kKeep;
+      // Keep twice the recent peak: a burst up to that size before the next report is
+      // admitted here without parking for the hub; the rest goes back to the pool.
+      const uint32_t keep = std::max(kKeep, e.peak > UINT32_MAX / 2 ? UINT32_MAX : 2 * e.peak);
       if (unused > keep) give = unused - keep;
     }
     lease_report r;

@@ -228,7 +228,7 @@ void shard_control::record(const policy::decider& d, const policy::body_decision
                            const policy::identity& who, std::string_view body, int64_t latency_ns) {
   const auto overall = static_cast<uint8_t>(bd.overall.what);
   m_.decisions[overall].add();
-  m_.decision_latency.observe(latency_ns);
+  if (latency_ns >= 0) m_.decision_latency.observe(latency_ns);
   const auto msgs = d.reader().messages();
   const bool whole_invalid = bd.each.empty();
   if (whole_invalid) m_.count_tool({}, overall);
@@ -244,7 +244,7 @@ void shard_control::record(const policy::decider& d, const policy::body_decision
     if (!audit_file_ && dc.what == policy::verdict::allow) continue;
     audit_record& r = rec_;
     r.time_ns = now;
-    r.latency_ns = latency_ns;
+    r.latency_ns = latency_ns < 0 ? 0 : latency_ns;  // timed whenever an audit file is written
     r.shard = id_;
     r.event = audit_event::decision;
     r.verdict = static_cast<uint8_t>(dc.what);

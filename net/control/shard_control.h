@@ -59,7 +59,14 @@ class shard_control {
   // verdicts, refreshes the gauges. Does not allocate unless a verdict arrived.
   void on_loop(policy::decider& d, sink& s, size_t limiter_keys);
 
-  // Counts a decided body (and audits it). Does not allocate once warm.
+  // Whether the gateway should time the next decision: every one when an audit file is
+  // written (each line carries its latency), else one in eight, the first included. The
+  // latency histogram is a sample: two clock reads per decision were a few percent of a
+  // pipelined decision's cost.
+  [[nodiscard]] bool time_next_decision() { return audit_file_ || (untimed_++ & 7u) == 0; }
+
+  // Counts a decided body (and audits it). latency_ns < 0: not timed. Does not allocate once
+  // warm.
   void record(const policy::decider& d, const policy::body_decision& bd,
               const policy::identity& who, std::string_view body, int64_t latency_ns);
 
@@ -90,6 +97,7 @@ class shard_control {
   shard_metrics& m_;
   bool deny_as_error_;
   bool audit_file_;
+  uint32_t untimed_ = 0;  // decisions since start, for time_next_decision()
   uint64_t seen_version_ = 0;
   uint64_t next_seq_ = 1;
   std::vector<std::unique_ptr<held_call>> held_, held_free_;

@@ -262,9 +262,10 @@ TEST_F(control, metrics_change_after_calls) {
   EXPECT_EQ(metric(after, R"(sluice_decisions_total{tool="list_buckets",verdict="allow"})"), 3)
       << after;
   EXPECT_EQ(metric(after, R"(sluice_decisions_total{tool="delete_bucket",verdict="deny"})"), 1);
+  // Sampled: one decision in eight per shard, each shard's first included.
   EXPECT_GE(metric(after, "sluice_decision_duration_seconds_count") -
                 metric(before, "sluice_decision_duration_seconds_count"),
-            4);
+            1);
   EXPECT_EQ(metric(after, "sluice_upstream_requests_total") -
                 metric(before, "sluice_upstream_requests_total"),
             3);
