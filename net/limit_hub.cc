@@ -57,8 +57,15 @@ void limit_hub::port::send() {
 }
 
 limit_hub::limit_hub(const limit_hub_options& options)
-    : options_(options), ledger_(options.shards == 0 ? 1 : options.shards) {
+    : options_(options),
+      ledger_(options.shards == 0 ? 1 : options.shards, size_t(1) << 22,
+              !options.cluster.host.empty()) {
   if (options_.shards == 0) options_.shards = 1;
+  if (!options_.cluster.host.empty()) {
+    // Every slot of a clustered key comes from Redis: shards start a window with nothing.
+    options_.limiter.start_empty = true;
+    cluster_ = std::make_unique<cluster_redis>(options_.cluster, options_.cluster_metrics);
+  }
   for (unsigned i = 0; i < options_.shards; ++i)
     ports_.push_back(std::unique_ptr<port>(new port(*this, i, options_)));
   shards_.assign(options_.shards, nullptr);
@@ -109,10 +116,12 @@ void limit_hub::run() {
     bool pending = ledger_.busy();
     for (const auto& q : out_)
       pending |= !q.empty();
-    // Idle: block until a shard reports (or stop). Busy: come back after one interval.
+    // Idle: block until a shard reports (or stop); with --cluster, wake for the heartbeat
+    // (liveness and reconnects). Busy: come back after one interval.
     pollfd p{event_fd_, POLLIN, 0};
+    const int idle_ms = cluster_ ? static_cast<int>(options_.cluster.heartbeat.count()) : -1;
     const int timeout_ms =
-        pending ? static_cast<int>(options_.merge_interval.count() / 1000) + 1 : -1;
+        pending ? static_cast<int>(options_.merge_interval.count() / 1000) + 1 : idle_ms;
     (void)::poll(&p, 1, timeout_ms);
     uint64_t v;
     [[maybe_unused]] ssize_t n = ::read(event_fd_, &v, sizeof v);
@@ -160,8 +169,86 @@ void limit_hub::merge() {
       out_[s].push_back(ack);
     }
   }
+  if (cluster_) cluster_round_trip();
   ledger_.settle(send);
   flush_out();
+}
+
+void limit_hub::cluster_round_trip() {
+  if (!cluster_->up()) {
+    // (Re)joining: Redis may have lost its data (a restart without persistence). Report what
+    // this node holds and has used in every live window, asking nothing new, so the cluster
+    // books are rebuilt before anyone is granted against them.
+    items_.clear();
+    ledger_.for_each_key([this](const policy::limiter_key& key, policy::lease_key_view& v) {
+      cluster_item it;
+      it.key = key;
+      it.window_end_ns = v.window_end_ns;
+      it.max = v.max;
+      it.used = v.used;
+      it.held = v.held;
+      it.want = v.held;
+      items_.push_back(it);
+    });
+    if (!cluster_->sync(items_, mono_ns())) {
+      if (options_.cluster.fail_open) {
+        // Fail-open: each waiting key may use up to its whole max on this node alone.
+        ledger_.for_each_active([](const policy::limiter_key&, policy::lease_key_view& v) {
+          if (v.demand > 0 && v.held < v.max) v.pool += v.max - v.held;
+        });
+      }
+      return;  // fail-closed: the node keeps what it holds
+    }
+  }
+  items_.clear();
+  gives_.clear();
+  ledger_.for_each_active([this](const policy::limiter_key& key, policy::lease_key_view& v) {
+    cluster_item it;
+    it.key = key;
+    it.window_end_ns = v.window_end_ns;
+    it.max = v.max;
+    it.used = v.used;
+    uint32_t give = 0;
+    uint32_t want = v.held;
+    if (v.demand > 0) {
+      // What waits now, plus what the node used since its last round trip (the rate it is
+      // likely to keep up until the next one), capped at max.
+      const uint32_t recent = v.used > v.synced_used ? v.used - v.synced_used : 0;
+      const uint64_t w = uint64_t(v.held) + v.demand + recent;
+      want = w > v.max ? v.max : static_cast<uint32_t>(w);
+      if (want < v.held) want = v.held;
+    } else if (v.pool > 0) {
+      give = v.pool;  // nothing waits here: free lease goes back to the cluster
+      want = v.held - give;
+    }
+    it.held = v.held - give;
+    it.want = want;
+    items_.push_back(it);
+    gives_.push_back(give);
+  });
+  if (items_.empty()) {
+    (void)cluster_->sync(items_, mono_ns());  // heartbeat (at most one per heartbeat interval)
+    return;
+  }
+  if (cluster_->sync(items_, mono_ns())) {
+    size_t i = 0;
+    ledger_.for_each_active([this, &i](const policy::limiter_key&, policy::lease_key_view& v) {
+      const cluster_item& it = items_[i];
+      v.pool -= gives_[i];
+      // More than the node held: new lease for its shards. Less (Redis lost the key and
+      // another node took the budget first) cannot be taken back from the shards; the node
+      // simply gets nothing new until its held lease is used.
+      if (it.granted > it.held) v.pool += it.granted - it.held;
+      v.synced_used = v.used;
+      ++i;
+    });
+    return;
+  }
+  // Failed: the next tick starts with the rejoin above.
+  if (!options_.cluster.fail_open) return;
+  ledger_.for_each_active([](const policy::limiter_key&, policy::lease_key_view& v) {
+    if (v.demand > 0 && v.held < v.max) v.pool += v.max - v.held;
+  });
 }
 
 void limit_hub::flush_out() {
