@@ -194,7 +194,8 @@ std::string cluster_redis::redis_key(const policy::limiter_key& key, int64_t win
   return k;
 }
 
-void cluster_redis::fail(int64_t now_mono_ns, std::string_view why) {
+void cluster_redis::fail(int64_t now_mono_ns, std::string_view reason) {
+  const std::string why(reason);  // may point into the context freed next
   impl_->close();
   if (metrics_) {
     metrics_->failed_round_trips.fetch_add(1, std::memory_order_relaxed);
