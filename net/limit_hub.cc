@@ -169,13 +169,15 @@ void limit_hub::merge() {
       out_[s].push_back(ack);
     }
   }
-  if (cluster_) cluster_round_trip();
+  // Rejoined: windows closed while Redis was away may have budget again.
+  if (cluster_ && cluster_round_trip()) ledger_.reopen_closed(send);
   ledger_.settle(send);
   flush_out();
 }
 
-void limit_hub::cluster_round_trip() {
-  if (!cluster_->up()) {
+bool limit_hub::cluster_round_trip() {
+  const bool rejoining = !cluster_->up();
+  if (rejoining) {
     // (Re)joining: Redis may have lost its data (a restart without persistence). Report what
     // this node holds and has used in every live window, asking nothing new, so the cluster
     // books are rebuilt before anyone is granted against them.
@@ -197,7 +199,7 @@ void limit_hub::cluster_round_trip() {
           if (v.demand > 0 && v.held < v.max) v.pool += v.max - v.held;
         });
       }
-      return;  // fail-closed: the node keeps what it holds
+      return false;  // fail-closed: the node keeps what it holds
     }
   }
   items_.clear();
@@ -228,7 +230,7 @@ void limit_hub::cluster_round_trip() {
   });
   if (items_.empty()) {
     (void)cluster_->sync(items_, mono_ns());  // heartbeat (at most one per heartbeat interval)
-    return;
+    return rejoining;
   }
   if (cluster_->sync(items_, mono_ns())) {
     size_t i = 0;
@@ -242,13 +244,15 @@ void limit_hub::cluster_round_trip() {
       v.synced_used = v.used;
       ++i;
     });
-    return;
+    return rejoining;
   }
   // Failed: the next tick starts with the rejoin above.
-  if (!options_.cluster.fail_open) return;
-  ledger_.for_each_active([](const policy::limiter_key&, policy::lease_key_view& v) {
-    if (v.demand > 0 && v.held < v.max) v.pool += v.max - v.held;
-  });
+  if (options_.cluster.fail_open) {
+    ledger_.for_each_active([](const policy::limiter_key&, policy::lease_key_view& v) {
+      if (v.demand > 0 && v.held < v.max) v.pool += v.max - v.held;
+    });
+  }
+  return false;
 }
 
 void limit_hub::flush_out() {

@@ -97,7 +97,7 @@ class limit_hub {
   void notify();  // any thread: a report is waiting
   void merge();
   void flush_out();
-  void cluster_round_trip();
+  bool cluster_round_trip();  // true when the node has just (re)joined the cluster
 
   limit_hub_options options_;
   std::vector<std::unique_ptr<port>> ports_;

@@ -216,6 +216,10 @@ class lease_ledger {
   // The same for every key the ledger holds (a cluster rejoin re-reports them all).
   template <typename F>
   void for_each_key(F&& f);
+  // Tells every shard that was told a window is spent that it is not (a grant of 0), so that
+  // its next call asks again: after a cluster rejoin, when budget may be had once more.
+  template <typename Send>
+  void reopen_closed(Send&& send);
   // Adds budget (a cluster grant) to a key's pool; settle hands it out.
   void add_pool(const limiter_key& key, int64_t window_end_ns, uint32_t amount);
 
@@ -339,6 +343,22 @@ void lease_ledger::view_of(const limiter_key& key, key_state& k, F& f) {
                    k.pool,
                    k.synced_used};
   f(static_cast<const limiter_key&>(key), v);
+}
+
+template <typename Send>
+void lease_ledger::reopen_closed(Send&& send) {
+  for (auto& [key, k] : keys_) {
+    for (unsigned s = 0; s < count_; ++s) {
+      if (!k.shards[s].closed) continue;
+      k.shards[s].closed = false;
+      lease_reply r;
+      r.what = lease_reply::kind::grant;
+      r.key = key;
+      r.window_end_ns = k.window_end_ns;
+      r.max = k.max;
+      send(s, static_cast<const lease_reply&>(r));
+    }
+  }
 }
 
 template <typename Send>
