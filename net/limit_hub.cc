@@ -112,6 +112,7 @@ void limit_hub::notify() {
 void limit_hub::run() {
   int64_t last_merge = 0;
   int64_t last_expire = 0;
+  if (cluster_) merge();  // join the cluster (or log that Redis is unreachable) at start
   for (;;) {
     bool pending = ledger_.busy();
     for (const auto& q : out_)

@@ -165,9 +165,9 @@ const std::vector<option_spec>& specs() {
        }},
       {"no-watch-policy", nullptr, "do not reload the policy when its file changes (inotify)",
        [](serve_options& o, std::string_view) { return o.no_watch_policy = true; }},
-      {"cluster", "redis://HOST:PORT",
-       "share rate-limit counts with other gateways through Redis: one round trip per merge "
-       "tick (docs/policy.md, Across machines) [off]",
+      {"cluster", "URL",
+       "redis://HOST:PORT: share rate-limit counts with the gateways using the same Redis "
+       "(docs/policy.md, Across machines) [off]",
        STR(cluster)},
       {"cluster-fail-open", nullptr,
        "Redis unreachable: enforce each limit's max on this node alone [fail-closed: keep "
