@@ -139,17 +139,28 @@ class cluster : public ::testing::Test {
       if (g.proc && g.proc->running()) (void)g.proc->terminate(kLong);
   }
 
-  void start_node(const std::string& policy, const std::string& token_file) {
+  void start_node(const std::string& policy, const std::string& token_file,
+                  const std::vector<std::string>& extra = {}) {
     const std::string bin = binary_path("SLUICE_BIN");
     ASSERT_FALSE(bin.empty()) << "SLUICE_BIN is not set (run through meson test)";
     process::options o;
     o.capture_stderr = true;
     gateway g;
-    g.proc = process::spawn(bin,
-                            {"serve", "--policy", policy, "--listen", "127.0.0.1:0", "--shards",
-                             std::to_string(kShards), "--cluster", redis_.url(), "--admin",
-                             "127.0.0.1:0", "--admin-token-file", token_file},
-                            o);
+    std::vector<std::string> args = {"serve",
+                                     "--policy",
+                                     policy,
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--shards",
+                                     std::to_string(kShards),
+                                     "--cluster",
+                                     redis_.url(),
+                                     "--admin",
+                                     "127.0.0.1:0",
+                                     "--admin-token-file",
+                                     token_file};
+    args.insert(args.end(), extra.begin(), extra.end());
+    g.proc = process::spawn(bin, args, o);
     ASSERT_TRUE(g.proc);
     ASSERT_TRUE(g.proc->wait_for_stdout(")\n", kLong)) << g.proc->stderr_text();
     const std::string out = g.proc->stdout_text();
@@ -206,14 +217,14 @@ class cluster : public ::testing::Test {
     return allowed;
   }
 
-  void stop_nodes() {
+  void stop_nodes(std::string_view mode = "(fail-closed)") {
     for (gateway& g : nodes_) {
       EXPECT_TRUE(g.proc->running());
       const auto code = g.proc->terminate(kLong);
       EXPECT_TRUE(code && *code == 0) << g.proc->stderr_text();
       (void)g.proc->wait_output_closed(kLong);
       const std::string err = g.proc->stderr_text();
-      EXPECT_NE(err.find("(fail-closed)"), std::string::npos) << err;
+      EXPECT_NE(err.find(mode), std::string::npos) << err;
     }
     nodes_.clear();
   }
@@ -286,6 +297,34 @@ TEST_F(cluster, TwoGatewaysShareOneCountAndSurviveARedisRestart) {
     EXPECT_GE(n.c, 30 - kSlack);
     EXPECT_LE(n.b_before + n.b_down + n.b_after, 40);
     EXPECT_GE(n.b_before + n.b_down + n.b_after, 40 - kSlack);
+    return;
+  }
+  FAIL() << "two runs in a row straddled an hour boundary";
+}
+
+// --cluster-fail-open: with Redis gone each node enforces max on its own, so two nodes admit
+// more than max together (at most nodes x max), and each one no more than max.
+TEST_F(cluster, FailOpenEnforcesTheLocalMaxAlone) {
+  temp_file policy(kPolicy);
+  temp_file token(std::string(kToken) + "\n");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (redis_.port() == 0 || !redis_ping(redis_.port(), kLong)) {
+      ASSERT_TRUE(redis_.start()) << redis_.error();
+    }
+    ASSERT_NO_FATAL_FAILURE(start_node(policy.path(), token.path(), {"--cluster-fail-open"}));
+    ASSERT_NO_FATAL_FAILURE(start_node(policy.path(), token.path(), {"--cluster-fail-open"}));
+    const int64_t hour = wall_hour();
+    redis_.kill();
+    for (const gateway& g : nodes_) {
+      ASSERT_TRUE(g.proc->wait_for_stderr("(fail-open)", kLong)) << g.proc->stderr_text();
+      ASSERT_TRUE(g.wait_cluster_up(0));
+    }
+    const int c0 = calls_on(0, "c", 40);
+    const int c1 = calls_on(1, "c", 40);
+    stop_nodes("(fail-open)");
+    if (wall_hour() != hour) continue;
+    EXPECT_EQ(c0, 30);
+    EXPECT_EQ(c1, 30);
     return;
   }
   FAIL() << "two runs in a row straddled an hour boundary";
