@@ -519,6 +519,12 @@ int run_serve(std::span<char* const> args) {
                  static_cast<unsigned long long>(ls.claims.load()),
                  static_cast<unsigned long long>(ls.closes.load()));
   }
+  if (const auto& cm = gs.cluster_metrics) {
+    std::fprintf(stderr, "sluice: cluster: %llu round trips, %llu failed, %llu keys synced\n",
+                 static_cast<unsigned long long>(cm->round_trips.load()),
+                 static_cast<unsigned long long>(cm->failed_round_trips.load()),
+                 static_cast<unsigned long long>(cm->keys_synced.load()));
+  }
   return 0;
 }
 
