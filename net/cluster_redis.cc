@@ -242,6 +242,37 @@ bool cluster_redis::connect(int64_t now_mono_ns) {
   return true;
 }
 
+void cluster_redis::append_chunk(std::span<const cluster_item> chunk, bool with_body) {
+  std::vector<std::string>& a = impl_->args;
+  a.clear();
+  a.reserve(7 + chunk.size() * 6);
+  a.emplace_back(with_body ? "EVAL" : "EVALSHA");
+  a.emplace_back(with_body ? std::string(kClusterScript) : impl_->sha);
+  a.push_back(std::to_string(1 + chunk.size()));
+  a.push_back(impl_->node_key);
+  for (const cluster_item& it : chunk)
+    a.push_back(redis_key(it.key, it.window_end_ns));
+  a.push_back(impl_->node_hex);
+  a.push_back(impl_->ttl_ms);
+  a.push_back(impl_->slack_ms);
+  for (const cluster_item& it : chunk) {
+    a.push_back(std::to_string(it.max));
+    a.push_back(std::to_string(to_ms(it.window_end_ns)));
+    a.push_back(std::to_string(it.used));
+    a.push_back(std::to_string(it.held));
+    a.push_back(std::to_string(it.want));
+  }
+  impl_->argv.clear();
+  impl_->lens.clear();
+  for (const std::string& x : a) {
+    impl_->argv.push_back(x.data());
+    impl_->lens.push_back(x.size());
+  }
+  // Formats into hiredis' output buffer at once: a, argv and lens may be reused after.
+  (void)redisAppendCommandArgv(impl_->ctx, static_cast<int>(impl_->argv.size()), impl_->argv.data(),
+                               impl_->lens.data());
+}
+
 bool cluster_redis::sync(std::span<cluster_item> items, int64_t now_mono_ns) {
   const int64_t heartbeat_ns = options_.heartbeat.count() * 1'000'000;
   if (items.empty() && up_ && now_mono_ns - last_ok_ns_ < heartbeat_ns) return true;
@@ -249,54 +280,55 @@ bool cluster_redis::sync(std::span<cluster_item> items, int64_t now_mono_ns) {
     if (ever_tried_ && now_mono_ns < retry_at_ns_) return false;
     if (!connect(now_mono_ns)) return false;
   }
-  std::vector<std::string>& a = impl_->args;
-  a.clear();
-  a.reserve(6 + items.size() * 6);
-  a.emplace_back("EVALSHA");
-  a.push_back(impl_->sha);
-  a.push_back(std::to_string(1 + items.size()));
-  a.push_back(impl_->node_key);
-  for (const cluster_item& it : items)
-    a.push_back(redis_key(it.key, it.window_end_ns));
-  a.push_back(impl_->node_hex);
-  a.push_back(impl_->ttl_ms);
-  a.push_back(impl_->slack_ms);
-  for (const cluster_item& it : items) {
-    a.push_back(std::to_string(it.max));
-    a.push_back(std::to_string(to_ms(it.window_end_ns)));
-    a.push_back(std::to_string(it.used));
-    a.push_back(std::to_string(it.held));
-    a.push_back(std::to_string(it.want));
-  }
-  reply_ptr r;
-  r.r = impl_->command(a);
-  if (r.r != nullptr && r.r->type == REDIS_REPLY_ERROR &&
-      std::strncmp(r.r->str, "NOSCRIPT", 8) == 0) {
-    // Redis lost its script cache (a restart behind a proxy, SCRIPT FLUSH): send the body.
-    freeReplyObject(r.r);
-    a[0] = "EVAL";
-    a[1] = kClusterScript;
-    r.r = impl_->command(a);
-  }
-  if (r.r == nullptr) {
-    fail(now_mono_ns, impl_->ctx->errstr[0] != 0 ? impl_->ctx->errstr : "no reply");
-    return false;
-  }
-  if (r.r->type != REDIS_REPLY_ARRAY || r.r->elements != items.size() * 2) {
-    fail(now_mono_ns, r.r->type == REDIS_REPLY_ERROR ? r.r->str : "unexpected reply");
-    return false;
-  }
-  for (size_t i = 0; i < items.size(); ++i) {
-    const redisReply* held = r.r->element[2 * i];
-    const redisReply* total = r.r->element[2 * i + 1];
-    if (held->type != REDIS_REPLY_INTEGER || total->type != REDIS_REPLY_INTEGER ||
-        held->integer < 0 || total->integer < 0) {
-      fail(now_mono_ns, "unexpected reply");
+  // Up to kChunk keys per EVALSHA, all of them pipelined: one round trip however many keys
+  // (a rejoin re-reports every live window), and no single script call long enough to stall
+  // Redis. Each key's accounting is independent, so atomicity per call is enough.
+  const size_t chunks = items.empty() ? 1 : (items.size() + kChunk - 1) / kChunk;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const bool with_body = attempt == 1;
+    for (size_t c = 0; c < chunks; ++c) {
+      const size_t from = c * kChunk;
+      append_chunk(items.subspan(from, std::min(kChunk, items.size() - from)), with_body);
+    }
+    bool noscript = false;
+    for (size_t c = 0; c < chunks; ++c) {
+      reply_ptr r;
+      void* out = nullptr;
+      if (redisGetReply(impl_->ctx, &out) != REDIS_OK || out == nullptr) {
+        fail(now_mono_ns, impl_->ctx->errstr[0] != 0 ? impl_->ctx->errstr : "no reply");
+        return false;
+      }
+      r.r = static_cast<redisReply*>(out);
+      if (r.r->type == REDIS_REPLY_ERROR && std::strncmp(r.r->str, "NOSCRIPT", 8) == 0) {
+        // Redis lost its script cache (SCRIPT FLUSH, a failover): read the other replies,
+        // then send the whole batch again with the body.
+        noscript = true;
+        continue;
+      }
+      const size_t from = c * kChunk;
+      const size_t n = items.empty() ? 0 : std::min(kChunk, items.size() - from);
+      if (r.r->type != REDIS_REPLY_ARRAY || r.r->elements != n * 2) {
+        fail(now_mono_ns, r.r->type == REDIS_REPLY_ERROR ? r.r->str : "unexpected reply");
+        return false;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        const redisReply* held = r.r->element[2 * i];
+        const redisReply* total = r.r->element[2 * i + 1];
+        if (held->type != REDIS_REPLY_INTEGER || total->type != REDIS_REPLY_INTEGER ||
+            held->integer < 0 || total->integer < 0) {
+          fail(now_mono_ns, "unexpected reply");
+          return false;
+        }
+        items[from + i].granted =
+            held->integer > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(held->integer);
+        items[from + i].cluster_used = static_cast<uint64_t>(total->integer);
+      }
+    }
+    if (!noscript) break;
+    if (with_body) {
+      fail(now_mono_ns, "NOSCRIPT after EVAL");
       return false;
     }
-    items[i].granted =
-        held->integer > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(held->integer);
-    items[i].cluster_used = static_cast<uint64_t>(total->integer);
   }
   if (!up_) {
     std::fprintf(stderr, "sluice: cluster: redis %s:%u up; node %s shares its counters\n",

@@ -3,10 +3,11 @@
 // round trip to Redis, used only from the limits hub's thread (net/limit_hub.h). hiredis stays
 // in cluster_redis.cc.
 //
-// Each merge tick the hub sends ONE EVALSHA (EVAL again after NOSCRIPT) that carries, for every
-// key the node touched, (max, window end, the node's used count, the lease it holds, the lease
-// it wants) and gets back the lease it now holds and the cluster's used total. The Lua script
-// (kClusterScript) keeps the books atomically in one hash per key and window:
+// Each merge tick the hub sends ONE pipelined round trip of EVALSHA calls (kChunk keys each; EVAL
+// again after NOSCRIPT) that carries, for every key the node touched, (max, window end, the node's
+// used count, the lease it holds, the lease it wants) and gets back the lease it now holds and the
+// cluster's used total. The Lua script (kClusterScript) keeps the books atomically in one hash per
+// key and window:
 //   u:<node> = slots the node has used, l:<node> = lease it holds beyond that.
 // It grants only while the sum over nodes of u + l stays <= max; the l of a node whose
 // liveness key (sluice:n:<node>, refreshed by every round trip, PX lease_ttl) has expired is
@@ -81,9 +82,13 @@ class cluster_redis {
   // The Redis key of a counter key's window (for tests and docs).
   [[nodiscard]] static std::string redis_key(const policy::limiter_key& key, int64_t window_end_ns);
 
+  // Keys per EVALSHA; a round trip pipelines as many calls as it needs.
+  static constexpr size_t kChunk = 256;
+
  private:
   struct impl;
   bool connect(int64_t now_mono_ns);
+  void append_chunk(std::span<const cluster_item> chunk, bool with_body);
   void fail(int64_t now_mono_ns, std::string_view why);
 
   cluster_options options_;
