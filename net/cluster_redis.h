@@ -76,6 +76,8 @@ class cluster_redis {
   [[nodiscard]] bool sync(std::span<cluster_item> items, int64_t now_mono_ns);
 
   [[nodiscard]] bool up() const { return up_; }
+  // When the last round trip worked (CLOCK_MONOTONIC ns; 0: never).
+  [[nodiscard]] int64_t last_ok_ns() const { return last_ok_ns_; }
   [[nodiscard]] uint64_t node_id() const { return options_.node_id; }
   [[nodiscard]] const cluster_options& options() const { return options_; }
 

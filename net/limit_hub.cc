@@ -194,14 +194,10 @@ bool limit_hub::cluster_round_trip() {
       items_.push_back(it);
     });
     if (!cluster_->sync(items_, mono_ns())) {
-      if (options_.cluster.fail_open) {
-        // Fail-open: each waiting key may use up to its whole max on this node alone.
-        ledger_.for_each_active([](const policy::limiter_key&, policy::lease_key_view& v) {
-          if (v.demand > 0 && v.held < v.max) v.pool += v.max - v.held;
-        });
-      }
-      return false;  // fail-closed: the node keeps what it holds
+      cluster_down();
+      return false;
     }
+    pools_dropped_ = false;
   }
   items_.clear();
   gives_.clear();
@@ -247,13 +243,26 @@ bool limit_hub::cluster_round_trip() {
     });
     return rejoining;
   }
-  // Failed: the next tick starts with the rejoin above.
+  cluster_down();  // the next tick starts with the rejoin above
+  return false;
+}
+
+void limit_hub::cluster_down() {
   if (options_.cluster.fail_open) {
+    // Each waiting key may use up to its whole max on this node alone.
     ledger_.for_each_active([](const policy::limiter_key&, policy::lease_key_view& v) {
       if (v.demand > 0 && v.held < v.max) v.pool += v.max - v.held;
     });
+    return;
   }
-  return false;
+  // Fail-closed: the node keeps enforcing the leases it holds. Once it has been cut off for
+  // half the lease TTL, Redis may soon hand its unused lease to other nodes (they may still
+  // reach it): the node lets go of its free pool, so that what it can still admit is what
+  // its shards hold (each keeps at most its recent use after a report).
+  const int64_t half_ttl_ns = options_.cluster.lease_ttl.count() * 500'000;
+  if (pools_dropped_ || mono_ns() - cluster_->last_ok_ns() < half_ttl_ns) return;
+  pools_dropped_ = true;
+  ledger_.for_each_key([](const policy::limiter_key&, policy::lease_key_view& v) { v.pool = 0; });
 }
 
 void limit_hub::flush_out() {

@@ -98,15 +98,17 @@ class limit_hub {
   void merge();
   void flush_out();
   bool cluster_round_trip();  // true when the node has just (re)joined the cluster
+  void cluster_down();
 
   limit_hub_options options_;
   std::vector<std::unique_ptr<port>> ports_;
   std::mutex shards_mu_;  // attach/detach vs the hub's wake(); never on the request path
   std::vector<engine::shard*> shards_;
   policy::lease_ledger ledger_;
-  std::unique_ptr<cluster_redis> cluster_;            // null without --cluster
-  std::vector<cluster_item> items_;                   // scratch: this tick's round trip
-  std::vector<uint32_t> gives_;                       // scratch: pool given back per item
+  std::unique_ptr<cluster_redis> cluster_;  // null without --cluster
+  std::vector<cluster_item> items_;         // scratch: this tick's round trip
+  std::vector<uint32_t> gives_;             // scratch: pool given back per item
+  bool pools_dropped_ = false;  // fail-closed: free pools let go after half the lease TTL
   std::vector<std::deque<policy::lease_reply>> out_;  // replies the queues had no room for
   std::vector<uint8_t> wake_;
   std::vector<uint64_t> reports_from_;
