@@ -709,6 +709,8 @@ request_handler_factory make_gateway_factory(std::shared_ptr<gateway_shared> sha
     o.shards = resolve_shard_count(shared->settings.shards);
     o.merge_interval = shared->settings.merge_interval;
     o.limiter = shared->settings.limiter;
+    o.cluster = shared->settings.cluster;
+    o.cluster_metrics = shared->settings.cluster_metrics;
     shared->limits = std::make_shared<limit_hub>(o);
   }
   shared->limits->start();

@@ -46,6 +46,9 @@ struct gateway_settings {
   // interval.
   unsigned shards = 0;
   std::chrono::microseconds merge_interval{2000};
+  // --cluster (net/cluster_redis.h): cluster.host empty = this process counts alone.
+  cluster_options cluster;
+  std::shared_ptr<control::cluster_metrics> cluster_metrics;
   // Calls parked per shard while they wait for lease (see docs/architecture.md); beyond it
   // a waiting call is answered rate_limited at once.
   size_t max_parked = 4096;

@@ -57,8 +57,15 @@ void limit_hub::port::send() {
 }
 
 limit_hub::limit_hub(const limit_hub_options& options)
-    : options_(options), ledger_(options.shards == 0 ? 1 : options.shards) {
+    : options_(options),
+      ledger_(options.shards == 0 ? 1 : options.shards, size_t(1) << 22,
+              !options.cluster.host.empty()) {
   if (options_.shards == 0) options_.shards = 1;
+  if (!options_.cluster.host.empty()) {
+    // Every slot of a clustered key comes from Redis: shards start a window with nothing.
+    options_.limiter.start_empty = true;
+    cluster_ = std::make_unique<cluster_redis>(options_.cluster, options_.cluster_metrics);
+  }
   for (unsigned i = 0; i < options_.shards; ++i)
     ports_.push_back(std::unique_ptr<port>(new port(*this, i, options_)));
   shards_.assign(options_.shards, nullptr);
@@ -105,14 +112,17 @@ void limit_hub::notify() {
 void limit_hub::run() {
   int64_t last_merge = 0;
   int64_t last_expire = 0;
+  if (cluster_) merge();  // join the cluster (or log that Redis is unreachable) at start
   for (;;) {
     bool pending = ledger_.busy();
     for (const auto& q : out_)
       pending |= !q.empty();
-    // Idle: block until a shard reports (or stop). Busy: come back after one interval.
+    // Idle: block until a shard reports (or stop); with --cluster, wake for the heartbeat
+    // (liveness and reconnects). Busy: come back after one interval.
     pollfd p{event_fd_, POLLIN, 0};
+    const int idle_ms = cluster_ ? static_cast<int>(options_.cluster.heartbeat.count()) : -1;
     const int timeout_ms =
-        pending ? static_cast<int>(options_.merge_interval.count() / 1000) + 1 : -1;
+        pending ? static_cast<int>(options_.merge_interval.count() / 1000) + 1 : idle_ms;
     (void)::poll(&p, 1, timeout_ms);
     uint64_t v;
     [[maybe_unused]] ssize_t n = ::read(event_fd_, &v, sizeof v);
@@ -160,8 +170,99 @@ void limit_hub::merge() {
       out_[s].push_back(ack);
     }
   }
+  // Rejoined: windows closed while Redis was away may have budget again.
+  if (cluster_ && cluster_round_trip()) ledger_.reopen_closed(send);
   ledger_.settle(send);
   flush_out();
+}
+
+bool limit_hub::cluster_round_trip() {
+  const bool rejoining = !cluster_->up();
+  if (rejoining) {
+    // (Re)joining: Redis may have lost its data (a restart without persistence). Report what
+    // this node holds and has used in every live window, asking nothing new, so the cluster
+    // books are rebuilt before anyone is granted against them.
+    items_.clear();
+    ledger_.for_each_key([this](const policy::limiter_key& key, policy::lease_key_view& v) {
+      cluster_item it;
+      it.key = key;
+      it.window_end_ns = v.window_end_ns;
+      it.max = v.max;
+      it.used = v.used;
+      it.held = v.held;
+      it.want = v.held;
+      items_.push_back(it);
+    });
+    if (!cluster_->sync(items_, mono_ns())) {
+      cluster_down();
+      return false;
+    }
+    pools_dropped_ = false;
+  }
+  items_.clear();
+  gives_.clear();
+  ledger_.for_each_active([this](const policy::limiter_key& key, policy::lease_key_view& v) {
+    cluster_item it;
+    it.key = key;
+    it.window_end_ns = v.window_end_ns;
+    it.max = v.max;
+    it.used = v.used;
+    uint32_t give = 0;
+    uint32_t want = v.held;
+    if (v.demand > 0) {
+      // What waits now, plus what the node used since its last round trip (the rate it is
+      // likely to keep up until the next one), capped at max.
+      const uint32_t recent = v.used > v.synced_used ? v.used - v.synced_used : 0;
+      const uint64_t w = uint64_t(v.held) + v.demand + recent;
+      want = w > v.max ? v.max : static_cast<uint32_t>(w);
+      if (want < v.held) want = v.held;
+    } else if (v.pool > 0) {
+      give = v.pool;  // nothing waits here: free lease goes back to the cluster
+      want = v.held - give;
+    }
+    it.held = v.held - give;
+    it.want = want;
+    items_.push_back(it);
+    gives_.push_back(give);
+  });
+  if (items_.empty()) {
+    (void)cluster_->sync(items_, mono_ns());  // heartbeat (at most one per heartbeat interval)
+    return rejoining;
+  }
+  if (cluster_->sync(items_, mono_ns())) {
+    size_t i = 0;
+    ledger_.for_each_active([this, &i](const policy::limiter_key&, policy::lease_key_view& v) {
+      const cluster_item& it = items_[i];
+      v.pool -= gives_[i];
+      // More than the node held: new lease for its shards. Less (Redis lost the key and
+      // another node took the budget first) cannot be taken back from the shards; the node
+      // simply gets nothing new until its held lease is used.
+      if (it.granted > it.held) v.pool += it.granted - it.held;
+      v.synced_used = v.used;
+      ++i;
+    });
+    return rejoining;
+  }
+  cluster_down();  // the next tick starts with the rejoin above
+  return false;
+}
+
+void limit_hub::cluster_down() {
+  if (options_.cluster.fail_open) {
+    // Each waiting key may use up to its whole max on this node alone.
+    ledger_.for_each_active([](const policy::limiter_key&, policy::lease_key_view& v) {
+      if (v.demand > 0 && v.held < v.max) v.pool += v.max - v.held;
+    });
+    return;
+  }
+  // Fail-closed: the node keeps enforcing the leases it holds. Once it has been cut off for
+  // half the lease TTL, Redis may soon hand its unused lease to other nodes (they may still
+  // reach it): the node lets go of its free pool, so that what it can still admit is what
+  // its shards hold (each keeps at most its recent use after a report).
+  const int64_t half_ttl_ns = options_.cluster.lease_ttl.count() * 500'000;
+  if (pools_dropped_ || mono_ns() - cluster_->last_ok_ns() < half_ttl_ns) return;
+  pools_dropped_ = true;
+  ledger_.for_each_key([](const policy::limiter_key&, policy::lease_key_view& v) { v.pool = 0; });
 }
 
 void limit_hub::flush_out() {

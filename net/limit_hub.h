@@ -26,6 +26,7 @@
 
 #include "engine/shard.h"
 #include "engine/spsc_queue.h"
+#include "net/cluster_redis.h"
 #include "policy/lease_limiter.h"
 
 namespace sluice::net {
@@ -35,6 +36,10 @@ struct limit_hub_options {
   std::chrono::microseconds merge_interval{2000};
   size_t queue_capacity = 8192;  // messages per direction per shard
   policy::limiter_options limiter;
+  // --cluster: cluster.host set. The node's budget per key comes from Redis (one round trip
+  // per merge tick, on the hub thread); the ledger hands shards slices of it.
+  cluster_options cluster;
+  std::shared_ptr<control::cluster_metrics> cluster_metrics;  // may be null
 };
 
 // What a hub has done, for logs and tests. Read with relaxed loads from any thread.
@@ -92,12 +97,18 @@ class limit_hub {
   void notify();  // any thread: a report is waiting
   void merge();
   void flush_out();
+  bool cluster_round_trip();  // true when the node has just (re)joined the cluster
+  void cluster_down();
 
   limit_hub_options options_;
   std::vector<std::unique_ptr<port>> ports_;
   std::mutex shards_mu_;  // attach/detach vs the hub's wake(); never on the request path
   std::vector<engine::shard*> shards_;
   policy::lease_ledger ledger_;
+  std::unique_ptr<cluster_redis> cluster_;  // null without --cluster
+  std::vector<cluster_item> items_;         // scratch: this tick's round trip
+  std::vector<uint32_t> gives_;             // scratch: pool given back per item
+  bool pools_dropped_ = false;  // fail-closed: free pools let go after half the lease TTL
   std::vector<std::deque<policy::lease_reply>> out_;  // replies the queues had no room for
   std::vector<uint8_t> wake_;
   std::vector<uint64_t> reports_from_;

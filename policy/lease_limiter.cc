@@ -13,7 +13,7 @@ lease_limiter::lease_limiter(unsigned shard_id, unsigned shard_count, limiter_op
 void lease_limiter::open_window(entry& e, int64_t end, uint32_t max) {
   e.window_end_ns = end;
   e.used = 0;
-  e.budget = initial_share(max, id_, count_);
+  e.budget = options_.start_empty ? 0 : initial_share(max, id_, count_);
   e.max = max;
   e.demand = 0;
   e.returned = 0;
@@ -173,8 +173,8 @@ uint32_t lease_limiter::budget(const limiter_key& key, int64_t window_end_ns) co
 // ---------------------------------------------------------------------------------------------
 // lease_ledger
 
-lease_ledger::lease_ledger(unsigned shard_count, size_t max_keys)
-    : count_(shard_count == 0 ? 1 : shard_count), max_keys_(max_keys) {
+lease_ledger::lease_ledger(unsigned shard_count, size_t max_keys, bool start_empty)
+    : count_(shard_count == 0 ? 1 : shard_count), max_keys_(max_keys), start_empty_(start_empty) {
   active_.reserve(1024);
   scratch_.reserve(1024);
 }
@@ -183,7 +183,9 @@ void lease_ledger::open(key_state& k, int64_t window_end_ns, uint32_t max) {
   k.window_end_ns = window_end_ns;
   k.max = max;
   k.pool = 0;
+  k.synced_used = 0;
   k.shards.assign(count_, per_shard{});
+  if (start_empty_) return;  // the cluster grants the node's budget into the pool
   // Every shard starts the window holding its initial share, whether it has seen the key
   // or not: the shares sum to max, so the pool starts empty.
   for (unsigned s = 0; s < count_; ++s)
@@ -203,6 +205,16 @@ uint64_t lease_ledger::accounted(const limiter_key& key) const {
   for (const per_shard& p : it->second.shards)
     sum += p.granted;
   return sum;
+}
+
+void lease_ledger::add_pool(const limiter_key& key, int64_t window_end_ns, uint32_t amount) {
+  auto it = keys_.find(key);
+  if (it == keys_.end() || it->second.window_end_ns != window_end_ns) return;
+  it->second.pool += amount;
+  if (!it->second.active) {  // settle hands it to shards that wait (or reopens closed ones)
+    it->second.active = true;
+    active_.push_back(key);
+  }
 }
 
 uint32_t lease_ledger::pool(const limiter_key& key) const {

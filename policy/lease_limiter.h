@@ -183,12 +183,26 @@ size_t lease_limiter::report(Push&& push) {
   return pushed;
 }
 
+// What a cluster round trip needs to know of one key, and may change (net/limit_hub.cc).
+struct lease_key_view {
+  int64_t window_end_ns = 0;
+  uint32_t max = 0;
+  uint32_t used = 0;      // sum of the shards' used at their last reports
+  uint32_t held = 0;      // lease held by the node: granted to shards (in flight too) + pool
+  uint32_t demand = 0;    // calls waiting, all shards
+  uint32_t& pool;         // free lease of the node (may be given back to the cluster)
+  uint32_t& synced_used;  // for the caller: `used` at its last round trip for the key
+};
+
 // The hub's books: per key and window, the lease each shard holds and the free pool.
 // Pure bookkeeping, driven by net/limit_hub.cc (or a test) from one thread.
 class lease_ledger {
  public:
-  // total_for(key, max) may lower a key's total below max (the cluster share); default max.
-  explicit lease_ledger(unsigned shard_count, size_t max_keys = size_t(1) << 22);
+  // start_empty: a window starts with nothing held (shards made with
+  // limiter_options::start_empty); budget comes in through add_pool (the cluster's grants).
+  // Otherwise the shards' initial shares sum to max.
+  explicit lease_ledger(unsigned shard_count, size_t max_keys = size_t(1) << 22,
+                        bool start_empty = false);
 
   // One report from shard `shard`. Replies that must go out at once (closing the demand of a
   // window that has ended) go through send(unsigned shard, const lease_reply&).
@@ -201,6 +215,20 @@ class lease_ledger {
 
   // Drops keys whose window has ended at now_ns (wall clock). Returns how many.
   size_t expire(int64_t now_ns);
+
+  // Between on_report and settle: f(const limiter_key&, lease_key_view&) for every key
+  // reported this round or still waiting, in a stable order until settle.
+  template <typename F>
+  void for_each_active(F&& f);
+  // The same for every key the ledger holds (a cluster rejoin re-reports them all).
+  template <typename F>
+  void for_each_key(F&& f);
+  // Tells every shard that was told a window is spent that it is not (a grant of 0), so that
+  // its next call asks again: after a cluster rejoin, when budget may be had once more.
+  template <typename Send>
+  void reopen_closed(Send&& send);
+  // Adds budget (a cluster grant) to a key's pool; settle hands it out.
+  void add_pool(const limiter_key& key, int64_t window_end_ns, uint32_t amount);
 
   // Whether some key still has demand or claims in flight.
   [[nodiscard]] bool busy() const { return !active_.empty(); }
@@ -224,16 +252,20 @@ class lease_ledger {
     int64_t window_end_ns = 0;
     uint32_t max = 0;
     uint32_t pool = 0;
-    bool active = false;  // in active_
+    uint32_t synced_used = 0;  // lease_key_view::synced_used
+    bool active = false;       // in active_
     std::vector<per_shard> shards;
   };
 
   void open(key_state& k, int64_t window_end_ns, uint32_t max);
+  template <typename F>
+  void view_of(const limiter_key& key, key_state& k, F& f);
   template <typename Send>
   void settle_key(const limiter_key& key, key_state& k, Send&& send);
 
   unsigned count_;
   size_t max_keys_;
+  bool start_empty_;
   boost::unordered_flat_map<limiter_key, key_state, limiter_key_hash> keys_;
   std::vector<limiter_key> active_;  // keys reported this round or with demand / claims pending
   std::vector<limiter_key> scratch_;
@@ -284,6 +316,55 @@ void lease_ledger::on_report(unsigned shard, const lease_report& r, Send&& send)
   if (!k.active) {
     k.active = true;
     active_.push_back(r.key);
+  }
+}
+
+template <typename F>
+void lease_ledger::for_each_active(F&& f) {
+  for (const limiter_key& key : active_) {
+    auto it = keys_.find(key);
+    if (it == keys_.end()) continue;
+    view_of(key, it->second, f);
+  }
+}
+
+template <typename F>
+void lease_ledger::for_each_key(F&& f) {
+  for (auto& [key, k] : keys_)
+    view_of(key, k, f);
+}
+
+template <typename F>
+void lease_ledger::view_of(const limiter_key& key, key_state& k, F& f) {
+  uint64_t used = 0, held = k.pool, demand = 0;
+  for (const per_shard& p : k.shards) {
+    used += p.used;
+    held += p.granted;
+    demand += p.demand;
+  }
+  lease_key_view v{k.window_end_ns,
+                   k.max,
+                   static_cast<uint32_t>(used),
+                   static_cast<uint32_t>(held),
+                   static_cast<uint32_t>(demand),
+                   k.pool,
+                   k.synced_used};
+  f(static_cast<const limiter_key&>(key), v);
+}
+
+template <typename Send>
+void lease_ledger::reopen_closed(Send&& send) {
+  for (auto& [key, k] : keys_) {
+    for (unsigned s = 0; s < count_; ++s) {
+      if (!k.shards[s].closed) continue;
+      k.shards[s].closed = false;
+      lease_reply r;
+      r.what = lease_reply::kind::grant;
+      r.key = key;
+      r.window_end_ns = k.window_end_ns;
+      r.max = k.max;
+      send(s, static_cast<const lease_reply&>(r));
+    }
   }
 }
 

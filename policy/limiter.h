@@ -60,6 +60,9 @@ struct acquire_result {
 
 struct limiter_options {
   size_t max_keys = 1 << 20;  // live keys per shard; beyond it calls fail closed
+  // lease_limiter only: a window starts with no lease instead of the shard's initial share
+  // (with --cluster the node's budget comes from Redis, so the hub must grant every slot).
+  bool start_empty = false;
 };
 
 // What the decider counts with. Implementations: limiter_shard (one thread counts alone:

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config cmake
   liburing-dev libsimdjson-dev libmimalloc-dev libboost1.81-dev libre2-dev libssl-dev
+  libhiredis-dev  # --cluster: the limits hub's round trip to Redis
+  redis-server    # tests of --cluster start their own (tests/integration/redis_server.h)
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libfuzzer-14-dev libclang-rt-14-dev
   python3 curl

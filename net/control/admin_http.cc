@@ -161,6 +161,21 @@ std::string plane::impl::metrics_text() {
   metric_line(out, "sluice_open_connections", {}, t.open_connections);
   help(out, "sluice_limiter_keys", "gauge", "Live rate-limit keys, all shards.");
   metric_line(out, "sluice_limiter_keys", {}, t.limiter_keys);
+  if (const cluster_metrics* c = owner.options().cluster.get()) {
+    help(out, "sluice_cluster_up", "gauge",
+         "1 while the last round trip to the cluster's Redis worked (--cluster).");
+    metric_line(out, "sluice_cluster_up", {}, c->up.load(std::memory_order_relaxed));
+    help(out, "sluice_cluster_round_trips_total", "counter",
+         "Round trips to the cluster's Redis by outcome (failed: connect or call failed).");
+    metric_line(out, "sluice_cluster_round_trips_total", "outcome=\"ok\"",
+                c->round_trips.load(std::memory_order_relaxed));
+    metric_line(out, "sluice_cluster_round_trips_total", "outcome=\"failed\"",
+                c->failed_round_trips.load(std::memory_order_relaxed));
+    help(out, "sluice_cluster_keys_synced_total", "counter",
+         "Counter keys carried by the round trips that worked.");
+    metric_line(out, "sluice_cluster_keys_synced_total", {},
+                c->keys_synced.load(std::memory_order_relaxed));
+  }
   help(out, "sluice_policy_reloads_total", "counter", "Policy reloads by trigger and outcome.");
   for (const auto& [source, c] : reloads_by_source) {
     metric_line(out, "sluice_policy_reloads_total", "source=\"" + source + "\",outcome=\"ok\"",

@@ -65,6 +65,15 @@ struct alignas(64) shard_metrics {
   void count_tool(std::string_view tool, uint8_t verdict);
 };
 
+// With --cluster (net/cluster_redis.h): written by the limits hub's thread only, read by the
+// control thread. Not on any shard's path.
+struct cluster_metrics {
+  std::atomic<uint64_t> up{0};                  // gauge: 1 while the last round trip worked
+  std::atomic<uint64_t> round_trips{0};         // round trips that worked
+  std::atomic<uint64_t> failed_round_trips{0};  // connects and round trips that failed
+  std::atomic<uint64_t> keys_synced{0};         // keys carried by the round trips that worked
+};
+
 // Totals over every shard, read by the control thread.
 struct metrics_totals {
   uint64_t decisions[kVerdicts] = {};

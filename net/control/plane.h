@@ -75,6 +75,8 @@ struct plane_options {
   size_t max_approvals = 1024;  // waiting calls per shard; beyond: denied at once
   size_t audit_ring = 8192;     // records per shard ring
   bool approvals = true;        // park require_approval calls (else answer them refused)
+  // --cluster: the limits hub's Redis round trips, shown in /metrics; null: no cluster.
+  std::shared_ptr<const cluster_metrics> cluster;
 };
 
 class plane {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <random>
 #include <vector>
@@ -27,10 +28,16 @@ limit_request req(uint64_t id, uint32_t max, int64_t window_ns = kMinute) {
 // with every step (deliver a report, merge, deliver a reply) under the test's control.
 class cluster {
  public:
-  explicit cluster(unsigned n) : ledger_(n), to_hub_(n), to_shard_(n), in_flight_(n, false) {
+  // start_empty: as with --cluster, windows start with no lease; budget comes through
+  // between_merges (the hub's Redis round trip, between the reports and the settle).
+  explicit cluster(unsigned n, bool start_empty = false)
+      : ledger_(n, size_t(1) << 22, start_empty), to_hub_(n), to_shard_(n), in_flight_(n, false) {
+    limiter_options o;
+    o.start_empty = start_empty;
     for (unsigned i = 0; i < n; ++i)
-      shards_.push_back(std::make_unique<lease_limiter>(i, n));
+      shards_.push_back(std::make_unique<lease_limiter>(i, n, o));
   }
+  std::function<void(lease_ledger&)> between_merges;
 
   lease_limiter& shard(unsigned i) { return *shards_[i]; }
   lease_ledger& ledger() { return ledger_; }
@@ -56,6 +63,7 @@ class cluster {
       if (!to_hub_[s].empty()) to_shard_[s].push_back(lease_reply{});  // the ack
       to_hub_[s].clear();
     }
+    if (between_merges) between_merges(ledger_);
     ledger_.settle(send);
   }
   // Shard i applies its replies; true when a waiting call should be decided again.
@@ -260,6 +268,61 @@ TEST(LeaseLimiterTest, BytesPerKeyAreSmall) {
 // plus the hub's pool never exceed max, nor does the count of admitted calls. At the end,
 // with everything delivered, every call that waited has been settled and the hub has
 // admitted exactly max when demand exceeded it.
+// --cluster: nothing is admitted before the cluster grants the node budget; the ledger shows
+// the round trip what it needs (used, held, demand) and hands the grant to the waiting shard.
+// Refused by the cluster, the window closes; reopen_closed (after a rejoin) asks again.
+TEST(LeaseLimiterTest, StartEmptyAdmitsOnlyWhatTheClusterGrants) {
+  cluster c(2, /*start_empty=*/true);
+  const limit_request r = req(1, 10);
+  EXPECT_EQ(c.acquire(0, r).what, acquire_result::status::wait);
+  EXPECT_EQ(c.budgets(r.key), 0u);
+  uint32_t grant = 3;
+  std::vector<lease_key_view> seen;
+  c.between_merges = [&](lease_ledger& l) {
+    l.for_each_active([&](const limiter_key& key, lease_key_view& v) {
+      EXPECT_EQ(key, r.key);
+      seen.push_back(v);
+      l.add_pool(key, v.window_end_ns, grant);
+    });
+  };
+  c.report(0);
+  c.merge();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].used, 0u);
+  EXPECT_EQ(seen[0].held, 0u);
+  EXPECT_EQ(seen[0].demand, 1u);
+  EXPECT_EQ(seen[0].max, 10u);
+  EXPECT_TRUE(c.deliver(0));
+  EXPECT_EQ(c.budgets(r.key), 3u);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(c.acquire(0, r).what, acquire_result::status::ok);
+  EXPECT_EQ(c.acquire(0, r).what, acquire_result::status::wait);
+  // The cluster has nothing more: the ledger closes the window for the waiting shard.
+  grant = 0;
+  seen.clear();
+  c.report(0);
+  c.merge();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].used, 3u);
+  EXPECT_EQ(seen[0].held, 3u);
+  (void)c.deliver(0);
+  c.report(0);
+  c.merge();
+  (void)c.deliver(0);
+  EXPECT_EQ(c.acquire(0, r).what, acquire_result::status::limited);
+  EXPECT_EQ(c.ledger().accounted(r.key), 3u);
+  // After a rejoin the closed window asks again.
+  c.between_merges = nullptr;
+  std::vector<std::pair<unsigned, lease_reply>> sent;
+  c.ledger().reopen_closed([&](unsigned s, const lease_reply& rep) { sent.emplace_back(s, rep); });
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].first, 0u);
+  EXPECT_FALSE(sent[0].second.closed);
+  EXPECT_EQ(sent[0].second.amount, 0u);
+  EXPECT_TRUE(c.shard(0).apply(sent[0].second));
+  EXPECT_EQ(c.acquire(0, r).what, acquire_result::status::wait);
+}
+
 TEST(LeaseLimiterTest, RandomInterleavingsNeverOverAdmitAndSettleEveryWait) {
   for (uint32_t seed = 1; seed <= 40; ++seed) {
     std::mt19937 rng(seed);

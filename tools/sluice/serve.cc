@@ -58,6 +58,8 @@ struct serve_options {
   int64_t approval_timeout_ms = 300'000;
   std::vector<std::string> approval_timeout;  // TOOL=MS
   bool no_watch_policy = false;
+  std::string cluster;  // redis://HOST:PORT; empty: this process counts alone
+  bool cluster_fail_open = false;
 };
 
 struct option_spec {
@@ -163,6 +165,14 @@ const std::vector<option_spec>& specs() {
        }},
       {"no-watch-policy", nullptr, "do not reload the policy when its file changes (inotify)",
        [](serve_options& o, std::string_view) { return o.no_watch_policy = true; }},
+      {"cluster", "URL",
+       "redis://HOST:PORT: share rate-limit counts with the gateways using the same Redis "
+       "(docs/policy.md, Across machines) [off]",
+       STR(cluster)},
+      {"cluster-fail-open", nullptr,
+       "Redis unreachable: enforce each limit's max on this node alone [fail-closed: keep "
+       "the last leases granted]",
+       [](serve_options& o, std::string_view) { return o.cluster_fail_open = true; }},
   };
   return kSpecs;
 }
@@ -298,6 +308,7 @@ int start_control(const serve_options& o, const std::shared_ptr<net::gateway_sha
   }
   // Without an admin server nobody could approve: require_approval is refused at once.
   po.approvals = !po.admin_host.empty();
+  po.cluster = shared->settings.cluster_metrics;
   auto plane = std::make_shared<control::plane>(std::move(po), shared->policy);
   std::string error;
   if (!plane->start(error)) {
@@ -420,6 +431,18 @@ int run_serve(std::span<char* const> args) {
   gs.limiter.max_keys = static_cast<size_t>(o.max_limiter_keys);
   gs.shards = static_cast<unsigned>(o.shards);
   gs.merge_interval = std::chrono::milliseconds(o.merge_interval_ms);
+  if (!o.cluster.empty()) {
+    std::string error;
+    if (!net::parse_redis_url(o.cluster, gs.cluster, error)) {
+      std::fprintf(stderr, "sluice serve: --cluster %s: %s\n", o.cluster.c_str(), error.c_str());
+      return 2;
+    }
+    gs.cluster.fail_open = o.cluster_fail_open;
+    gs.cluster_metrics = std::make_shared<control::cluster_metrics>();
+  } else if (o.cluster_fail_open) {
+    std::fputs("sluice serve: --cluster-fail-open needs --cluster\n", stderr);
+    return 2;
+  }
   gs.reader.max_bytes = static_cast<size_t>(o.max_body_bytes);
   gs.reader.max_depth = static_cast<uint32_t>(o.max_json_depth);
 
@@ -495,6 +518,12 @@ int run_serve(std::span<char* const> args) {
                  static_cast<unsigned long long>(ls.grants.load()),
                  static_cast<unsigned long long>(ls.claims.load()),
                  static_cast<unsigned long long>(ls.closes.load()));
+  }
+  if (const auto& cm = gs.cluster_metrics) {
+    std::fprintf(stderr, "sluice: cluster: %llu round trips, %llu failed, %llu keys synced\n",
+                 static_cast<unsigned long long>(cm->round_trips.load()),
+                 static_cast<unsigned long long>(cm->failed_round_trips.load()),
+                 static_cast<unsigned long long>(cm->keys_synced.load()));
   }
   return 0;
 }
