@@ -152,9 +152,10 @@ size_t lease_limiter::report(Push&& push) {
     const uint32_t unused = e.budget > e.used ? e.budget - e.used : 0;
     const uint32_t recent = e.used > e.used_at_report ? e.used - e.used_at_report : 0;
     e.peak = std::max(recent, e.peak - e.peak / 4);
-    if (e.demand == 0 && count_ > 1) {
-      // A lone shard keeps all it has: no other shard could use what it gave back. Else it
-      // keeps twice the recent peak: a burst up to that size before the next report is
+    if (e.demand == 0 && (count_ > 1 || options_.start_empty)) {
+      // A lone shard of a lone node keeps all it has: nothing else could use what it gave
+      // back (in a cluster the node hands unused lease back to the others). Else it keeps
+      // twice the recent peak: a burst up to that size before the next report is
       // admitted here without parking for the hub; the rest goes back to the pool.
       const uint32_t keep = std::max(kKeep, e.peak > UINT32_MAX / 2 ? UINT32_MAX : 2 * e.peak);
       if (unused > keep) give = unused - keep;
