@@ -623,7 +623,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
   const gateway_settings& settings_;
   limit_hub::port& port_;
   policy::limiter& limiter_;
-  route main_;                                  // mcp_path, the top-level policy and upstream
+  route main_;                                   // mcp_path, the top-level policy and upstream
   std::vector<std::unique_ptr<route>> servers_;  // settings.servers, in order
   std::vector<policy::decider*> server_deciders_;
   std::vector<std::unique_ptr<parked_call>> parked_, parked_free_, redo_;

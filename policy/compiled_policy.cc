@@ -217,8 +217,8 @@ const compiled_rule& rule_table::find(std::string_view name) const {
   return rules[fallback];
 }
 
-std::shared_ptr<const compiled_policy> compiled_policy::compile(const policy_def& def,
-                                                                std::string_view counter_namespace) {
+std::shared_ptr<const compiled_policy> compiled_policy::compile(
+    const policy_def& def, std::string_view counter_namespace) {
   auto p = std::make_shared<compiled_policy>();
   p->source_ = def.source;
   compiler c(p->args_, p->stats_, counter_namespace);

@@ -101,8 +101,7 @@ std::shared_ptr<const policy::compiled_policy> plane::current_policy() const {
   return policy_;
 }
 
-std::vector<std::shared_ptr<const policy::compiled_policy>> plane::current_server_policies()
-    const {
+std::vector<std::shared_ptr<const policy::compiled_policy>> plane::current_server_policies() const {
   std::lock_guard lock(policy_mu_);
   return server_policies_;
 }
@@ -335,7 +334,8 @@ reload_outcome plane::impl::reload(std::string_view source) {
     policy::load_result loaded = policy::load_policy_file(path);
     for (const policy::load_error& e : loaded.errors)
       out.errors.push_back("server " + name + ": " + e.to_string());
-    if (loaded.errors.empty()) servers.push_back(policy::compiled_policy::compile(*loaded.policy, name));
+    if (loaded.errors.empty())
+      servers.push_back(policy::compiled_policy::compile(*loaded.policy, name));
     if (!files.empty()) files += ", ";
     files += path;
   }

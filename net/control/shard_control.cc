@@ -77,8 +77,8 @@ shard_control::~shard_control() {
   plane_->detach(id_);
 }
 
-void shard_control::on_loop(policy::decider& d, std::span<policy::decider* const> servers,
-                            sink& s, size_t limiter_keys) {
+void shard_control::on_loop(policy::decider& d, std::span<policy::decider* const> servers, sink& s,
+                            size_t limiter_keys) {
   const uint64_t v = plane_->policy_version();
   if (v != seen_version_) {
     // Between two loop iterations: no decision is in progress on this shard.
