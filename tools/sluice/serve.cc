@@ -104,7 +104,8 @@ bool set_int(int64_t& out, std::string_view v, int64_t min, int64_t max) {
 
 const std::vector<option_spec>& specs() {
   static const std::vector<option_spec> kSpecs = {
-      {"policy", "FILE", "policy file (required; see docs/policy.md)", STR(policy)},
+      {"policy", "FILE", "policy file (docs/policy.md); required unless the config has servers",
+       STR(policy)},
       {"listen", "HOST:PORT", "address to serve on; port 0 picks a free one [127.0.0.1:8080]",
        STR(listen)},
       {"upstream", "URL", "MCP server to forward to, http://HOST:PORT/PATH", STR(upstream)},
@@ -112,7 +113,7 @@ const std::vector<option_spec>& specs() {
        "stdio MCP server to run instead, one process per session (one shard)",
        STR(upstream_command)},
       {"stdio-idle-timeout-ms", "MS",
-       "a stdio session's process with no request for this long is stopped; 0: never [600000]",
+       "end stdio sessions idle this long (then 404); 0: never [600000]",
        INT(stdio_idle_timeout_ms, 0, 86'400'000 * int64_t(30))},
       {"grants", "FILE", "bearer-token grants (docs/gateway.md); none: one anonymous grant",
        STR(grants)},
@@ -626,9 +627,10 @@ int run_serve(std::span<char* const> args) {
   std::printf("sluice listening on %s (%u shards, policy %s%s%s%s)\n",
               server.runtime().address_string().c_str(), server.runtime().shard_count(),
               o.policy.empty() ? "(none)" : o.policy.c_str(), servers_note.c_str(),
-              gs.has_upstream              ? ", upstream "
-              : o.upstream_command.empty() ? ", no upstream"
-                                           : ", upstream command ",
+              gs.has_upstream               ? ", upstream "
+              : !o.upstream_command.empty() ? ", upstream command "
+              : o.servers.empty()           ? ", no upstream"
+                                            : "",
               gs.has_upstream ? o.upstream.c_str() : o.upstream_command.c_str());
   std::fflush(stdout);
   // Under systemd (Type=notify): ready now; watchdog pings between signal waits.
