@@ -123,6 +123,7 @@ struct route {
   std::string path;
   policy::decider decider;
   std::unique_ptr<upstream_client> pool;  // null: no upstream
+  stdio_router* router = nullptr;         // the pool, when it is a stdio upstream
   std::vector<http_header> extra_upstream;
 };
 
@@ -200,6 +201,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
     out_.reserve(4096);
     // Once per loop iteration: hub replies in, parked calls decided again, report out.
     shard_.set_loop_hook([this] { on_loop(); });
+    if (shared_->relay) shared_->relay->attach(shard_.id(), shard_);
     if (shared_->control) {
       ctl_ = std::make_unique<control::shard_control>(shared_->control, shard_,
                                                       settings_.deny_as_error);
@@ -218,6 +220,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
 
   ~gateway_shard() override {
     shard_.set_loop_hook(nullptr);
+    if (shared_->relay) shared_->relay->detach(shard_.id());  // nothing is posted here any more
     shared_->limits->detach(shard_.id());
     if (main_.pool) main_.pool->shutdown();
     for (const auto& r : servers_)
@@ -287,7 +290,9 @@ class gateway_shard final : public request_handler, public control::shard_contro
   void connect(route& r, bool has_upstream, const upstream_target& target,
                const stdio_options& stdio, const std::vector<std::string>& headers) {
     if (!stdio.argv.empty()) {
-      r.pool = std::make_unique<stdio_upstream>(shard_, stdio);
+      auto router = std::make_unique<stdio_router>(shard_, r.index, shared_->relay, stdio);
+      r.router = router.get();
+      r.pool = std::move(router);
     } else if (has_upstream) {
       r.pool = std::make_unique<upstream_pool>(shard_, target, settings_.upstream_opts);
     }
@@ -529,10 +534,27 @@ class gateway_shard final : public request_handler, public control::shard_contro
   }
 
   void on_loop() {
+    if (shared_->relay) relay_in();
     if (active_forwards_ != 0) reap_abandoned();
     if (ctl_) ctl_->on_loop(main_.decider, server_deciders_, *this, port_.limiter().live_keys());
     if (port_.receive() && !parked_.empty()) decide_parked();
     port_.send();
+  }
+
+  // stdio exchanges other shards hand over to this one (their sessions' processes live here),
+  // and the answers to those this shard handed over.
+  void relay_in() {
+    shared_->relay->take(shard_.id(), relay_inbox_);
+    for (relay_message& m : relay_inbox_) {
+      route* r = m.route == 0                 ? &main_
+                 : m.route <= servers_.size() ? servers_[m.route - 1].get()
+                                              : nullptr;
+      if (r != nullptr && r->router != nullptr) r->router->on_message(m);
+    }
+    relay_inbox_.clear();
+    if (main_.router) main_.router->collect();
+    for (const auto& r : servers_)
+      if (r->router) r->router->collect();
   }
 
   // Keeps a waiting call until the hub's next reply. False (answer now, rate_limited) when
@@ -631,6 +653,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
   tools_filter filter_;
   std::string out_;
   std::string path_;  // the normalised path of the request being routed
+  std::vector<relay_message> relay_inbox_;
   std::vector<http_header> headers_;
   std::vector<std::unique_ptr<forward>> forwards_;  // every exchange object this shard made
   std::vector<forward*> free_;
@@ -766,6 +789,13 @@ request_handler_factory make_gateway_factory(std::shared_ptr<gateway_shared> sha
     o.merge_interval = shared->settings.merge_interval;
     o.limiter = shared->settings.limiter;
     shared->limits = std::make_shared<limit_hub>(o);
+  }
+  bool stdio = !shared->settings.upstream_stdio.argv.empty();
+  for (const server_settings& s : shared->settings.servers)
+    stdio |= !s.upstream_stdio.argv.empty();
+  const unsigned shards = resolve_shard_count(shared->settings.shards);
+  if (stdio && shards > 1 && !shared->relay) {
+    shared->relay = std::make_shared<stdio_relay_hub>(shards);
   }
   shared->limits->start();
   return [shared](engine::shard& shard) -> std::unique_ptr<request_handler> {

@@ -12,6 +12,7 @@
 #include "net/grants.h"
 #include "net/http_server.h"
 #include "net/limit_hub.h"
+#include "net/stdio_relay.h"
 #include "net/stdio_upstream.h"
 #include "net/upstream.h"
 #include "policy/compiled_policy.h"
@@ -76,6 +77,9 @@ struct gateway_shared {
   // One per settings.servers entry, compiled with the server's name as counter namespace.
   std::vector<std::shared_ptr<const policy::compiled_policy>> server_policies;
   std::shared_ptr<limit_hub> limits;  // null: made (and started) from settings at start
+  // stdio sessions across shards (net/stdio_relay.h); made at start when a stdio upstream is
+  // served by more than one shard.
+  std::shared_ptr<stdio_relay_hub> relay;
   // Metrics, audit, approvals and policy reloads (net/control/plane.h); null: none.
   std::shared_ptr<control::plane> control;
 };

@@ -37,7 +37,10 @@ std::string_view header_value(std::span<const http_header> headers, std::string_
   return {};
 }
 
-std::string new_session_id() {
+// 128 random bits in hex, then "-" and the owning shard's id in decimal: any shard can tell
+// which shard's process a session lives on (net/stdio_relay.h); the random part is what keeps
+// an id unguessable.
+std::string new_session_id(unsigned shard) {
   unsigned char raw[16];
   size_t got = 0;
   while (got < sizeof raw) {
@@ -50,6 +53,8 @@ std::string new_session_id() {
     id += kHex[c >> 4];
     id += kHex[c & 15];
   }
+  id += '-';
+  id += std::to_string(shard);
   return id;
 }
 
@@ -398,7 +403,7 @@ uint64_t stdio_upstream::send(const upstream_request& req, upstream_exchange* ex
     }
     auto owned = std::make_unique<session>();
     s = owned.get();
-    s->id = new_session_id();
+    s->id = new_session_id(shard_.id());
     s->last_used = shard_.now_ns();
     std::string error;
     sessions_.push_back(std::move(owned));

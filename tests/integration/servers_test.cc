@@ -458,5 +458,108 @@ TEST_F(servers, IdleStdioSessionIsStoppedAndItsIdThenGets404) {
   EXPECT_NE(again->header_or_empty("Mcp-Session-Id"), sid);
 }
 
+// ---------------------------------------------------------------------------------------------
+// stdio sessions across shards: any shard decides a session's call (once), the shard that owns
+// the session's process forwards it.
+
+TEST(stdio_shards, SessionServedFromEveryShardAndDecidedOnce) {
+  if (node().empty()) GTEST_SKIP() << "node is missing";
+  temp_dir dir;
+  const std::string policy = dir.write("p.json",
+                                       R"({"version": "1", "default": "allow",
+          "tools": {"t": {"limits": [{"counter": "c", "window": "day", "max": 5}]}}})");
+  const std::string audit = dir.path() + "/audit.jsonl";
+  const std::string fixture =
+      binary_path("SLUICE_SOURCE_ROOT") + "/tests/integration/fixtures/mcp_fixture_server.mjs";
+  process::options opts;
+  opts.capture_stderr = true;
+  auto sluice = process::spawn(
+      binary_path("SLUICE_BIN"),
+      {"serve", "--listen", "127.0.0.1:0", "--shards", "2", "--policy", policy, "--audit-log",
+       audit, "--upstream-command", node() + " " + fixture + " --stdio"},
+      opts);
+  ASSERT_TRUE(sluice);
+  uint16_t port = 0;
+  ASSERT_TRUE(wait_sluice_ready(*sluice, port)) << sluice->stderr_text();
+  EXPECT_TRUE(contains(sluice->stdout_text(), "(2 shards")) << sluice->stdout_text();
+
+  http_client first(port);
+  auto init = mcp_post(first, kInitialize, {}, kLong);
+  ASSERT_TRUE(init);
+  ASSERT_EQ(init->status, 200) << init->body;
+  const std::string sid(init->header_or_empty("Mcp-Session-Id"));
+  ASSERT_GT(sid.size(), 2u);
+  const std::string owner = sid.substr(sid.rfind('-') + 1);
+  ASSERT_TRUE(owner == "0" || owner == "1") << sid;
+
+  // Many connections, one session: the kernel spreads them over both shards.
+  const int64_t day = static_cast<int64_t>(std::time(nullptr)) / 86400;
+  std::vector<http_client> conns;
+  for (int i = 0; i < 16; ++i)
+    conns.emplace_back(port);
+  int allowed = 0, limited = 0;
+  for (size_t i = 0; i < conns.size(); ++i) {
+    const std::string id = std::to_string(100 + i);
+    auto list = mcp_post(conns[i], R"({"jsonrpc":"2.0","id":)" + id + R"(,"method":"tools/list"})",
+                         {{"Mcp-Session-Id", sid}}, kLong);
+    ASSERT_TRUE(list) << i;
+    EXPECT_EQ(list->status, 200) << i << ": " << list->body;
+    EXPECT_TRUE(contains(list->body, R"("id":)" + id + R"(,"result":{"tools":[)")) << list->body;
+    auto r = mcp_post(conns[i], call(std::to_string(200 + i), "t", "{}"), {{"Mcp-Session-Id", sid}},
+                      kLong);
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->status, 200) << r->body;
+    if (contains(r->body, R"("id":)" + std::to_string(200 + i) + R"(,"error":{"code":-32601)")) {
+      ++allowed;  // the fixture answers tools/call with "no such method": it got the call
+    } else if (contains(r->body, "\"sluice/decision\":\"rate_limited\"")) {
+      ++limited;
+    } else {
+      ADD_FAILURE() << r->body;
+    }
+  }
+  if (static_cast<int64_t>(std::time(nullptr)) / 86400 == day) {
+    EXPECT_EQ(allowed, 5);  // counted once, on the shard that decided, wherever the process is
+    EXPECT_EQ(limited, 11);
+  }
+
+  // A forged id naming the other shard, or no shard, is unknown there: 404.
+  const std::string other = sid.substr(0, sid.rfind('-') + 1) + (owner == "0" ? "1" : "0");
+  for (const std::string& forged : {other, std::string("0123456789abcdef-0"),
+                                    std::string("0123456789abcdef-1"), std::string("x-99")}) {
+    for (size_t i = 0; i < 4; ++i) {
+      auto r = mcp_post(conns[i], R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
+                        {{"Mcp-Session-Id", forged}}, kLong);
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->status, 404) << forged << ": " << r->body;
+    }
+  }
+
+  // DELETE from whichever shard: the owner ends the session; afterwards 404 everywhere.
+  auto del = conns[5].request("DELETE", "/mcp", {}, {{"Mcp-Session-Id", sid}}, kLong);
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 200);
+  for (size_t i = 0; i < conns.size(); ++i) {
+    auto r = mcp_post(conns[i], R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
+                      {{"Mcp-Session-Id", sid}}, kLong);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 404) << i << ": " << r->body;
+  }
+  ASSERT_EQ(sluice->terminate(kLong), 0) << sluice->stderr_text();
+
+  // The audit log says which shard decided each call: both did, for one session.
+  std::ifstream in(audit);
+  std::string line;
+  std::set<std::string> shards;
+  int calls = 0;
+  while (std::getline(in, line)) {
+    if (!contains(line, "\"session\":\"" + sid + "\"") || !contains(line, R"("tool":"t")"))
+      continue;
+    ++calls;
+    shards.insert(line.substr(line.find("\"shard\":") + 8, 1));
+  }
+  EXPECT_EQ(calls, 16);  // one decision per call: the owner never decides again
+  EXPECT_EQ(shards.size(), 2u) << "every connection landed on one shard; nothing was relayed";
+}
+
 }  // namespace
 }  // namespace sluice::testing

@@ -110,8 +110,7 @@ const std::vector<option_spec>& specs() {
        STR(listen)},
       {"upstream", "URL", "MCP server to forward to, http://HOST:PORT/PATH", STR(upstream)},
       {"upstream-command", "'CMD ARGS...'",
-       "stdio MCP server to run instead, one process per session (one shard)",
-       STR(upstream_command)},
+       "stdio MCP server to run instead, one process per session", STR(upstream_command)},
       {"stdio-idle-timeout-ms", "MS",
        "end stdio sessions idle this long (then 404); 0: never [600000]",
        INT(stdio_idle_timeout_ms, 0, 86'400'000 * int64_t(30))},
@@ -504,7 +503,6 @@ int run_serve(std::span<char* const> args) {
     }
     shared->policy = policy::compiled_policy::compile(*loaded.policy);
   }
-  bool stdio = !o.upstream_command.empty();
   for (const server_option& so : o.servers) {
     // Each server's policy: loaded strictly, its counters kept apart under its name.
     policy::load_result loaded = policy::load_policy_file(so.policy);
@@ -535,20 +533,10 @@ int run_serve(std::span<char* const> args) {
       }
       ss.upstream_stdio.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
       ss.upstream_stdio.idle_timeout = std::chrono::milliseconds(o.stdio_idle_timeout_ms);
-      stdio = true;
     }
     gs.servers.push_back(std::move(ss));
   }
-  if (stdio) {
-    if (o.shards > 1) {
-      std::fputs(
-          "sluice serve: a stdio upstream is served from one shard (its sessions' processes "
-          "live there): --shards must be 1\n",
-          stderr);
-      return 1;
-    }
-    o.shards = 1;
-  }
+
   if (!o.grants.empty()) {
     std::string error;
     gs.grants = net::grant_table::load(o.grants, error);
