@@ -49,7 +49,8 @@ struct gateway_settings {
   upstream_target upstream;
   upstream_options upstream_opts;
   // argv set: the upstream is a stdio server that each shard runs, one process per session
-  // (net/stdio_upstream.h); has_upstream and upstream are then unused.
+  // (net/stdio_upstream.h), reached from other shards through net/stdio_relay.h; has_upstream
+  // and upstream are then unused.
   stdio_options upstream_stdio;
   std::vector<std::string> upstream_headers;  // "Name: value" lines added to every upstream request
   std::shared_ptr<const grant_table> grants;  // null: every caller is the anonymous grant

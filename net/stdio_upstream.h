@@ -20,8 +20,9 @@
 // JSON-RPC error), and it is restarted with backoff (100 ms doubling to 5 s) and initialized
 // again with the session's original initialize parameters; the session goes on. Stopping
 // (DELETE, the shard draining, or idle_timeout): close stdin, SIGTERM after stop_grace, SIGKILL
-// after another stop_grace. One shard only: a session's requests must reach the shard that owns its
-// process (sluice serve runs one shard with --upstream-command).
+// after another stop_grace. Sessions belong to this shard; their ids end with "-<shard id>", and a
+// request for them that another shard received is handed over to this one by net/stdio_relay.h
+// (after that shard decided it).
 
 #include <simdjson.h>
 #include <sys/types.h>
