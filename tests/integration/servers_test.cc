@@ -397,6 +397,9 @@ TEST(servers_config, BadServerEntriesExit2WithTheirPointer) {
       {R"({"a": {"upstream": "http://127.0.0.1:1/mcp"}})", "/servers/a/policy: required"},
       {R"({"a": {"policy": "p.json"}})", "/servers/a: give upstream or upstream_command"},
       {R"({"a": {"policy": "p.json", "url": "x"}})", "/servers/a/url: unknown setting"},
+      {R"({"a": {"policy": "p.json", "upstream": "http://127.0.0.1:1/mcp"},
+           "a": {"policy": "q.json", "upstream": "http://127.0.0.1:2/mcp"}})",
+       "/servers/a: a second server of this name"},
   };
   for (const bad& c : cases) {
     const std::string file = dir.write("c.json", R"({"servers": )" + c.servers + "}");

@@ -240,6 +240,12 @@ bool load_servers(const std::string& path, simdjson::dom::element value, serve_o
                    where.c_str());
       return false;
     }
+    for (const server_option& seen : o.servers) {
+      if (seen.name == name) {
+        std::fprintf(stderr, "sluice serve: %s: a second server of this name\n", where.c_str());
+        return false;
+      }
+    }
     server_option so;
     so.name = name;
     dom::object fields;
