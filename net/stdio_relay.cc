@@ -38,14 +38,15 @@ void stdio_relay_hub::detach(unsigned id) {
   boxes_[id].queue.clear();
 }
 
-void stdio_relay_hub::post(unsigned to, relay_message m) {
-  if (to >= shards_) return;
+bool stdio_relay_hub::post(unsigned to, relay_message m) {
+  if (to >= shards_) return false;
   inbox& box = boxes_[to];
   std::lock_guard lock(box.mu);
-  if (box.shard == nullptr) return;
+  if (box.shard == nullptr) return false;
   box.queue.push_back(std::move(m));
   // Under the lock: detach() cannot have let the shard go meanwhile.
   box.shard->wake();
+  return true;
 }
 
 void stdio_relay_hub::take(unsigned id, std::vector<relay_message>& out) {
@@ -153,7 +154,12 @@ uint64_t stdio_router::send(const upstream_request& req, upstream_exchange* ex) 
   for (const http_header& h : req.headers)
     m.headers.emplace_back(std::string(h.name), std::string(h.value));
   m.body = req.body;
-  hub_->post(static_cast<unsigned>(owner), std::move(m));
+  if (!hub_->post(static_cast<unsigned>(owner), std::move(m))) {
+    o.ex = nullptr;
+    free_out_.push_back(idx);
+    ex->on_error(upstream_error::shutting_down, "the shard that runs this session has stopped");
+    return 0;
+  }
   return id | kRelayed;
 }
 

@@ -59,9 +59,9 @@ class stdio_relay_hub {
   // The shard's thread, when its gateway starts / ends.
   void attach(unsigned id, engine::shard& s);
   void detach(unsigned id);
-  // Any shard's thread: queues m for shard `to` and wakes it. Dropped when `to` is not
-  // attached (it has stopped).
-  void post(unsigned to, relay_message m);
+  // Any shard's thread: queues m for shard `to` and wakes it. False (m dropped) when `to` is
+  // not attached (it has stopped).
+  bool post(unsigned to, relay_message m);
   // Shard id's thread: swaps everything queued for it into `out` (cleared first), in order.
   void take(unsigned id, std::vector<relay_message>& out);
 
