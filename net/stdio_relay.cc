@@ -217,7 +217,10 @@ void stdio_router::on_message(relay_message& m) {
     }
     default: {
       const uint64_t idx = (m.id >> 32) - 1;
-      if (idx >= out_.size() || out_[idx].ex == nullptr || out_[idx].gen != uint32_t(m.id)) break;
+      // Only the shard the request went to answers it; anything else is stale.
+      if (idx >= out_.size() || out_[idx].ex == nullptr || out_[idx].gen != uint32_t(m.id) ||
+          out_[idx].owner != m.from)
+        break;
       upstream_exchange* ex = out_[idx].ex;
       const bool last = m.what == relay_message::kind::end || m.what == relay_message::kind::error;
       if (last) {
