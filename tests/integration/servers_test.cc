@@ -537,11 +537,27 @@ TEST(stdio_shards, SessionServedFromEveryShardAndDecidedOnce) {
     }
   }
 
-  // DELETE from whichever shard: the owner ends the session; afterwards 404 everywhere.
+  // The session's GET stream, opened from one connection: one per session, from any shard.
+  const header_list get_headers = {{"Accept", "text/event-stream"}, {"Mcp-Session-Id", sid}};
+  ASSERT_TRUE(conns[0].send_request("GET", "/mcp", {}, get_headers));
+  auto stream = conns[0].read_head(kLong);
+  ASSERT_TRUE(stream);
+  EXPECT_EQ(stream->status, 200);
+  EXPECT_EQ(stream->header_or_empty("Content-Type"), "text/event-stream");
+  for (size_t i = 1; i < 6; ++i) {
+    auto second = conns[i].request("GET", "/mcp", {}, get_headers, kLong);
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->status, 409) << i << ": " << second->body;
+  }
+
+  // DELETE from whichever shard: the owner ends the session (and its GET stream); afterwards
+  // 404 everywhere.
   auto del = conns[5].request("DELETE", "/mcp", {}, {{"Mcp-Session-Id", sid}}, kLong);
   ASSERT_TRUE(del);
   EXPECT_EQ(del->status, 200);
-  for (size_t i = 0; i < conns.size(); ++i) {
+  EXPECT_FALSE(conns[0].next_event(kLong).has_value());
+  EXPECT_TRUE(conns[0].body_complete());
+  for (size_t i = 1; i < conns.size(); ++i) {
     auto r = mcp_post(conns[i], R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
                       {{"Mcp-Session-Id", sid}}, kLong);
     ASSERT_TRUE(r);
