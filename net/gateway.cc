@@ -9,6 +9,7 @@
 
 #include "net/control/shard_control.h"
 #include "net/mcp_answers.h"
+#include "net/request_path.h"
 #include "net/tools_filter.h"
 #include "policy/decider.h"
 
@@ -17,11 +18,6 @@ namespace sluice::net {
 namespace {
 
 using policy::verdict;
-
-std::string_view path_of(std::string_view target) {
-  const size_t q = target.find('?');
-  return q == std::string_view::npos ? target : target.substr(0, q);
-}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -103,11 +99,33 @@ constexpr size_t kMaxTaken = 16;
 
 class gateway_shard;
 
+// One MCP endpoint of a shard: the top-level one (mcp_path: the top-level policy and
+// upstream) or one of several servers (/servers/<name>/mcp). Its own decider (policy), upstream
+// and upstream headers; the shard's limiter is shared, and a server's counters are kept apart
+// by the namespace its policy was compiled with.
+struct route {
+  route(uint16_t index, std::string name, std::string path,
+        std::shared_ptr<const policy::compiled_policy> policy, policy::limiter& limiter,
+        const policy::reader_limits& reader)
+      : index(index),
+        name(std::move(name)),
+        path(std::move(path)),
+        decider(std::move(policy), limiter, reader) {}
+  uint16_t index;    // 0: the top level; i + 1: settings.servers[i]
+  std::string name;  // "" at the top level
+  std::string path;
+  policy::decider decider;
+  std::unique_ptr<upstream_client> pool;  // null: no upstream
+  stdio_router* router = nullptr;         // the pool, when it is a stdio upstream
+  std::vector<http_header> extra_upstream;
+};
+
 // A call whose shard's lease was used up while the process-wide budget may have room: it
 // waits (the shard goes on serving) until the hub's next grant or close, then is decided
 // again. Holds copies of what the decision and the forwarding read; reused.
 struct parked_call {
-  bool decide_service = false;  // POST /v1/decide, else POST /mcp
+  bool decide_service = false;  // POST /v1/decide, else POST to rt's MCP endpoint
+  route* rt = nullptr;
   response_slot slot;
   std::string_view grant;  // points into the grant table (or a literal): outlives the call
   std::string session, method, target, content_type, accept, protocol_version, last_event_id,
@@ -120,6 +138,7 @@ struct parked_call {
 class forward final : public upstream_exchange {
  public:
   gateway_shard* owner = nullptr;
+  route* rt = nullptr;  // the endpoint it was sent through: its policy filters tools/list
   response_slot slot;
   uint64_t handle = 0;
   bool filter_tools = false;  // the request held a tools/list: filter its answer
@@ -171,39 +190,53 @@ class gateway_shard final : public request_handler, public control::shard_contro
         settings_(shared_->settings),
         port_(shared_->limits->attach(shard.id(), shard)),
         limiter_(port_.limiter()),
-        decider_(shared_->policy, limiter_, settings_.reader) {
+        main_(0, {}, settings_.mcp_path, shared_->policy, limiter_, settings_.reader) {
     out_.reserve(4096);
     // Once per loop iteration: hub replies in, parked calls decided again, report out.
     shard_.set_loop_hook([this] { on_loop(); });
+    if (shared_->relay) shared_->relay->attach(shard_.id(), shard_);
     if (shared_->control) {
       ctl_ = std::make_unique<control::shard_control>(shared_->control, shard_,
                                                       settings_.deny_as_error);
     }
-    if (!settings_.upstream_stdio.argv.empty()) {
-      pool_ = std::make_unique<stdio_upstream>(shard_, settings_.upstream_stdio);
-    } else if (settings_.has_upstream) {
-      pool_ = std::make_unique<upstream_pool>(shard_, settings_.upstream, settings_.upstream_opts);
-    }
-    for (const std::string& line : settings_.upstream_headers) {
-      const size_t colon = line.find(':');
-      std::string_view value = std::string_view(line).substr(colon + 1);
-      while (!value.empty() && value.front() == ' ')
-        value.remove_prefix(1);
-      extra_upstream_.push_back({std::string_view(line).substr(0, colon), value});
+    connect(main_, settings_.has_upstream, settings_.upstream, settings_.upstream_stdio,
+            settings_.upstream_headers);
+    for (size_t i = 0; i < settings_.servers.size(); ++i) {
+      const server_settings& ss = settings_.servers[i];
+      auto r = std::make_unique<route>(static_cast<uint16_t>(i + 1), ss.name, ss.path,
+                                       shared_->server_policies[i], limiter_, settings_.reader);
+      connect(*r, ss.has_upstream, ss.upstream, ss.upstream_stdio, ss.upstream_headers);
+      server_deciders_.push_back(&r->decider);
+      servers_.push_back(std::move(r));
     }
   }
 
   ~gateway_shard() override {
     shard_.set_loop_hook(nullptr);
+    if (shared_->relay) shared_->relay->detach(shard_.id());  // nothing is posted here any more
     shared_->limits->detach(shard_.id());
-    if (pool_) pool_->shutdown();
+    if (main_.pool) main_.pool->shutdown();
+    for (const auto& r : servers_)
+      if (r->pool) r->pool->shutdown();
   }
 
   void on_request(const http_request& req, response_slot slot) override {
-    const std::string_view path = path_of(req.target);
-    if (path == settings_.decide_path) return decide_service(req, slot);
-    if (path == settings_.mcp_path) return mcp(req, slot);
-    respond_text(slot, 404, "not found: MCP is served on " + settings_.mcp_path + "\n");
+    // Routing reads the normalised path only (net/request_path.h): one spelling, one route.
+    std::string_view error;
+    if (!normalize_request_path(req.target, path_, error)) {
+      return respond_rpc_error(slot, 400, {}, kErrorBadPath, error);
+    }
+    if (route* r = find_route(path_)) return mcp(*r, req, slot);
+    if (settings_.serve_main && path_ == settings_.decide_path) return decide_service(req, slot);
+    respond_rpc_error(slot, 404, {}, kErrorNoEndpoint, "not found: no MCP endpoint at this path");
+  }
+
+  // The endpoint a normalised path names exactly; null when none does.
+  route* find_route(std::string_view path) {
+    if (settings_.serve_main && path == main_.path) return &main_;
+    for (const auto& r : servers_)
+      if (path == r->path) return r.get();
+    return nullptr;
   }
 
   // Called by forward when an exchange is over.
@@ -224,26 +257,47 @@ class gateway_shard final : public request_handler, public control::shard_contro
   // The agent went away mid-exchange: stop the upstream side, no more callbacks.
   void abandon(forward* f) {
     if (f->taken_count != 0) limiter_.release({f->taken.data(), f->taken_count}, f->taken_at_ns);
-    pool_->cancel(f->handle);
+    f->rt->pool->cancel(f->handle);
     done(f);
   }
-  const policy::compiled_policy& policy() const { return decider_.policy(); }
   tools_filter& filter() { return filter_; }
   policy::limiter& limiter() { return limiter_; }
   control::shard_control* control() { return ctl_.get(); }
 
   // An approved call (net/control): forwarded as it arrived; its rate limits were not taken.
+  // It goes to the endpoint its target names, as when it was decided.
   bool forward_approved(control::held_call& c) override {
-    if (!pool_) return false;
+    std::string_view error;
+    if (!normalize_request_path(c.target, path_, error)) return false;
+    route* r = find_route(path_);
+    if (r == nullptr || !r->pool) return false;
     forward* f = take_forward();
     f->slot = c.slot;
     f->id = c.rpc_id;
     f->pre_streamed = c.sse;
-    send_upstream(c.request(), f);
+    send_upstream(*r, c.request(), f);
     return true;
   }
 
  private:
+  void connect(route& r, bool has_upstream, const upstream_target& target,
+               const stdio_options& stdio, const std::vector<std::string>& headers) {
+    if (!stdio.argv.empty()) {
+      auto router = std::make_unique<stdio_router>(shard_, r.index, shared_->relay, stdio);
+      r.router = router.get();
+      r.pool = std::move(router);
+    } else if (has_upstream) {
+      r.pool = std::make_unique<upstream_pool>(shard_, target, settings_.upstream_opts);
+    }
+    for (const std::string& line : headers) {
+      const size_t colon = line.find(':');
+      std::string_view value = std::string_view(line).substr(colon + 1);
+      while (!value.empty() && value.front() == ' ')
+        value.remove_prefix(1);
+      r.extra_upstream.push_back({std::string_view(line).substr(0, colon), value});
+    }
+  }
+
   void respond_text(response_slot& slot, int status, std::string_view text,
                     std::span<const http_header> extra = {}) {
     slot.respond(status, "text/plain; charset=utf-8", text, extra);
@@ -296,8 +350,8 @@ class gateway_shard final : public request_handler, public control::shard_contro
   }
 
   void decide_answer(const http_request& req, response_slot& slot, const policy::identity& who) {
-    const policy::body_decision& bd = decide(req.body, who);
-    if (bd.wait() && park(true, req, slot, who)) return;
+    const policy::body_decision& bd = decide(main_, req.body, who);
+    if (bd.wait() && park(true, main_, req, slot, who)) return;
     const policy::decision& d = bd.overall;
     out_.clear();
     append_decision_body(out_, d);
@@ -311,24 +365,25 @@ class gateway_shard final : public request_handler, public control::shard_contro
     slot.respond(decision_status(d.what), kJson, out_);
   }
 
-  void mcp(const http_request& req, response_slot& slot) {
+  void mcp(route& r, const http_request& req, response_slot& slot) {
     policy::identity who;
     if (req.method == "POST") {
       if (!admit(req, slot, who)) return;
-      return mcp_post(req, slot, who);
+      return mcp_post(r, req, slot, who);
     }
     if (req.method == "GET" || req.method == "DELETE") {
       if (!admit(req, slot, who)) return;
       if (req.method == "GET" && !accepts(req.accept, kEventStream)) {
         return respond_text(slot, 406, "GET needs Accept: text/event-stream\n");
       }
-      return pass_through(req, slot);
+      return pass_through(r, req, slot);
     }
     static constexpr http_header kAllow[] = {{"Allow", "GET, POST, DELETE"}};
     respond_text(slot, 405, "method not allowed\n", kAllow);
   }
 
-  void mcp_post(const http_request& req, response_slot& slot, const policy::identity& who) {
+  void mcp_post(route& r, const http_request& req, response_slot& slot,
+                const policy::identity& who) {
     if (!accepts(req.accept, kJson) || !accepts(req.accept, kEventStream)) {
       return respond_rpc_error(slot, 406, {}, static_cast<int>(policy::rpc_error::invalid_request),
                                "Accept must list application/json and text/event-stream");
@@ -337,46 +392,48 @@ class gateway_shard final : public request_handler, public control::shard_contro
       return respond_rpc_error(slot, 415, {}, static_cast<int>(policy::rpc_error::invalid_request),
                                "Content-Type must be application/json");
     }
-    const policy::body_decision& bd = decide(req.body, who);
+    policy::decider& decider = r.decider;
+    const policy::body_decision& bd = decide(r, req.body, who);
     if (bd.overall.what == verdict::invalid && bd.each.empty()) {
       return respond_rpc_error(slot, 400, {}, static_cast<int>(bd.overall.error),
                                bd.overall.reason);
     }
-    const auto msgs = decider_.reader().messages();
-    if (!headers_match(req, bd)) {
-      decider_.release_all();
+    const auto msgs = decider.reader().messages();
+    if (!headers_match(decider, req, bd)) {
+      decider.release_all();
       return respond_rpc_error(slot, 400, bd.batch ? std::string_view{} : msgs[0].id,
                                kErrorHeaderMismatch,
                                "Mcp-Method / Mcp-Name headers do not match the message body");
     }
-    if (bd.wait() && park(false, req, slot, who)) return;
+    if (bd.wait() && park(false, r, req, slot, who)) return;
     if (bd.overall.what == verdict::approval_required && ctl_ &&
-        ctl_->park_for_approval(decider_, bd, req, slot, who))
+        ctl_->park_for_approval(decider, bd, req, slot, who, r.name))
       return;
-    if (bd.overall.what != verdict::allow) return answer_refusal(slot, bd);
-    if (!pool_) {
-      decider_.release_all();
+    if (bd.overall.what != verdict::allow) return answer_refusal(decider, slot, bd);
+    if (!r.pool) {
+      decider.release_all();
       return respond_rpc_error(slot, 503, bd.batch ? std::string_view{} : msgs[0].id,
                                kErrorUpstream, "no upstream server is configured");
     }
     forward* f = take_forward();
     f->slot = slot;
-    f->taken_at_ns = decider_.decided_at();
+    f->taken_at_ns = decider.decided_at();
     for (size_t i = 0; i < msgs.size(); ++i) {
       if (msgs[i].method_kind == policy::method_id::tools_list) f->filter_tools = true;
-      for (const policy::limit_request& r : decider_.taken(bd.each[i])) {
-        if (f->taken_count < kMaxTaken) f->taken[f->taken_count++] = r;
+      for (const policy::limit_request& lr : decider.taken(bd.each[i])) {
+        if (f->taken_count < kMaxTaken) f->taken[f->taken_count++] = lr;
       }
     }
     if (!bd.batch) f->id.assign(msgs[0].id);
-    send_upstream(req, f);
+    send_upstream(r, req, f);
   }
 
   // Mcp-Method / Mcp-Name (protocol revision 2026-07-28): when present they must say what
   // the body says, so a lying header can never steer a decision made on it.
-  bool headers_match(const http_request& req, const policy::body_decision& bd) const {
+  static bool headers_match(const policy::decider& decider, const http_request& req,
+                            const policy::body_decision& bd) {
     if (req.mcp_method.empty() && req.mcp_name.empty()) return true;
-    const auto msgs = decider_.reader().messages();
+    const auto msgs = decider.reader().messages();
     if (bd.batch || msgs.size() != 1) return false;
     const policy::message& m = msgs[0];
     if (!req.mcp_method.empty() && req.mcp_method != m.method) return false;
@@ -386,8 +443,9 @@ class gateway_shard final : public request_handler, public control::shard_contro
 
   // Every message the policy did not allow gets its denial; in a refused batch the allowed
   // requests are not forwarded either and say so.
-  void answer_refusal(response_slot& slot, const policy::body_decision& bd) {
-    const auto msgs = decider_.reader().messages();
+  void answer_refusal(const policy::decider& decider, response_slot& slot,
+                      const policy::body_decision& bd) {
+    const auto msgs = decider.reader().messages();
     out_.clear();
     if (!bd.batch) {
       const policy::message& m = msgs[0];
@@ -422,14 +480,14 @@ class gateway_shard final : public request_handler, public control::shard_contro
     slot.respond(200, kJson, out_);
   }
 
-  void pass_through(const http_request& req, response_slot& slot) {
-    if (!pool_) return respond_text(slot, 503, "no upstream server is configured\n");
+  void pass_through(route& r, const http_request& req, response_slot& slot) {
+    if (!r.pool) return respond_text(slot, 503, "no upstream server is configured\n");
     forward* f = take_forward();
     f->slot = slot;
-    send_upstream(req, f);
+    send_upstream(r, req, f);
   }
 
-  void send_upstream(const http_request& req, forward* f) {
+  void send_upstream(route& r, const http_request& req, forward* f) {
     headers_.clear();
     auto add = [&](std::string_view name, std::string_view value) {
       if (!value.empty()) headers_.push_back({name, value});
@@ -441,45 +499,66 @@ class gateway_shard final : public request_handler, public control::shard_contro
     add("Last-Event-ID", req.last_event_id);
     add("Mcp-Method", req.mcp_method);
     add("Mcp-Name", req.mcp_name);
-    for (const http_header& h : extra_upstream_)
+    for (const http_header& h : r.extra_upstream)
       headers_.push_back(h);
     upstream_request up;
     up.method = req.method;
     up.headers = headers_;
     up.body = req.body;
     f->owner = this;
+    f->rt = &r;
     // A zero handle: the exchange failed inside send() (on_error ran, f is recycled).
     if (ctl_) {
       ctl_->upstream_sent();
       f->sent_ns = control::steady_ns();
     }
-    if (const uint64_t h = pool_->send(up, f); h != 0) f->handle = h;
+    if (const uint64_t h = r.pool->send(up, f); h != 0) f->handle = h;
   }
 
   // Decides a body; with a control plane, also counts and audits it, and times it when
   // shard_control asks (every decision with an audit file, else one in eight). Rate-limit
   // windows are aligned to the Unix epoch: the wall clock is the shard's, read once per loop
   // iteration, so the calls of one batch are decided at the same instant.
-  const policy::body_decision& decide(std::string_view body, const policy::identity& who) {
-    if (!ctl_) return decider_.decide(body, who, shard_.wall_ns());
+  const policy::body_decision& decide(route& r, std::string_view body,
+                                      const policy::identity& who) {
+    if (!ctl_) return r.decider.decide(body, who, shard_.wall_ns());
     const bool timed = ctl_->time_next_decision();
     const int64_t t0 = timed ? control::steady_ns() : 0;
-    const policy::body_decision& bd = decider_.decide(body, who, shard_.wall_ns());
-    if (!bd.wait()) ctl_->record(decider_, bd, who, body, timed ? control::steady_ns() - t0 : -1);
+    const policy::body_decision& bd = r.decider.decide(body, who, shard_.wall_ns());
+    if (!bd.wait())
+      ctl_->record(r.decider, bd, who, body, timed ? control::steady_ns() - t0 : -1, r.index,
+                   r.name);
     return bd;
   }
 
   void on_loop() {
+    if (shared_->relay) relay_in();
     if (abandoned_ && active_forwards_ != 0) reap_abandoned();
     abandoned_ = false;
-    if (ctl_) ctl_->on_loop(decider_, *this, port_.limiter().live_keys());
+    if (ctl_) ctl_->on_loop(main_.decider, server_deciders_, *this, port_.limiter().live_keys());
     if (port_.receive() && !parked_.empty()) decide_parked();
     port_.send();
   }
 
+  // stdio exchanges other shards hand over to this one (their sessions' processes live here),
+  // and the answers to those this shard handed over.
+  void relay_in() {
+    shared_->relay->take(shard_.id(), relay_inbox_);
+    for (relay_message& m : relay_inbox_) {
+      route* r = m.route == 0                 ? &main_
+                 : m.route <= servers_.size() ? servers_[m.route - 1].get()
+                                              : nullptr;
+      if (r != nullptr && r->router != nullptr) r->router->on_message(m);
+    }
+    relay_inbox_.clear();
+    if (main_.router) main_.router->collect();
+    for (const auto& r : servers_)
+      if (r->router) r->router->collect();
+  }
+
   // Keeps a waiting call until the hub's next reply. False (answer now, rate_limited) when
   // too many calls wait already. Allocates only while warming up.
-  bool park(bool decide_service, const http_request& req, response_slot& slot,
+  bool park(bool decide_service, route& r, const http_request& req, response_slot& slot,
             const policy::identity& who) {
     if (parked_.size() >= settings_.max_parked) return false;
     std::unique_ptr<parked_call> p;
@@ -490,6 +569,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
       parked_free_.pop_back();
     }
     p->decide_service = decide_service;
+    p->rt = &r;
     p->slot = slot;
     p->grant = who.grant;
     p->session.assign(who.session);
@@ -529,7 +609,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
         if (p->decide_service) {
           decide_answer(req, p->slot, who);
         } else {
-          mcp_post(req, p->slot, who);
+          mcp_post(*p->rt, req, p->slot, who);
         }
       }
       parked_free_.push_back(std::move(p));
@@ -567,14 +647,16 @@ class gateway_shard final : public request_handler, public control::shard_contro
   const gateway_settings& settings_;
   limit_hub::port& port_;
   policy::limiter& limiter_;
-  policy::decider decider_;
+  route main_;                                   // mcp_path, the top-level policy and upstream
+  std::vector<std::unique_ptr<route>> servers_;  // settings.servers, in order
+  std::vector<policy::decider*> server_deciders_;
   std::vector<std::unique_ptr<parked_call>> parked_, parked_free_, redo_;
-  std::unique_ptr<upstream_client> pool_;
   std::unique_ptr<control::shard_control> ctl_;  // null without a control plane
   tools_filter filter_;
   std::string out_;
+  std::string path_;  // the normalised path of the request being routed
+  std::vector<relay_message> relay_inbox_;
   std::vector<http_header> headers_;
-  std::vector<http_header> extra_upstream_;
   std::vector<std::unique_ptr<forward>> forwards_;  // every exchange object this shard made
   std::vector<forward*> free_;
   size_t active_forwards_ = 0;
@@ -639,7 +721,7 @@ void forward::on_body(std::string_view bytes) {
   if (sse && filter_tools) {
     std::string rewritten;
     splitter.feed(bytes, [&](std::string_view event) {
-      filter_sse_event(event, owner->filter(), owner->policy(), rewritten);
+      filter_sse_event(event, owner->filter(), rt->decider.policy(), rewritten);
     });
     slot.write(rewritten);
     return;
@@ -652,7 +734,7 @@ void forward::on_end() {
     std::string filtered;
     if (!filter_tools || status < 200 || status >= 300) {
       respond_whole(body);
-    } else if (owner->filter().filter(body, owner->policy(), filtered)) {
+    } else if (owner->filter().filter(body, rt->decider.policy(), filtered)) {
       respond_whole(filtered);
     } else {
       // Fail closed: an answer the filter cannot read could carry hidden tools.
@@ -662,7 +744,7 @@ void forward::on_end() {
     if (sse && filter_tools && !splitter.pending().empty()) {
       // The stream ended inside an event: it goes through the filter like the others.
       std::string rewritten;
-      filter_sse_event(splitter.pending(), owner->filter(), owner->policy(), rewritten);
+      filter_sse_event(splitter.pending(), owner->filter(), rt->decider.policy(), rewritten);
       slot.write(rewritten);
     }
     slot.finish();
@@ -712,6 +794,13 @@ request_handler_factory make_gateway_factory(std::shared_ptr<gateway_shared> sha
     o.cluster = shared->settings.cluster;
     o.cluster_metrics = shared->settings.cluster_metrics;
     shared->limits = std::make_shared<limit_hub>(o);
+  }
+  bool stdio = !shared->settings.upstream_stdio.argv.empty();
+  for (const server_settings& s : shared->settings.servers)
+    stdio |= !s.upstream_stdio.argv.empty();
+  const unsigned shards = resolve_shard_count(shared->settings.shards);
+  if (stdio && shards > 1 && !shared->relay) {
+    shared->relay = std::make_shared<stdio_relay_hub>(shards);
   }
   shared->limits->start();
   return [shared](engine::shard& shard) -> std::unique_ptr<request_handler> {

@@ -12,6 +12,7 @@
 #include "net/grants.h"
 #include "net/http_server.h"
 #include "net/limit_hub.h"
+#include "net/stdio_relay.h"
 #include "net/stdio_upstream.h"
 #include "net/upstream.h"
 #include "policy/compiled_policy.h"
@@ -24,7 +25,20 @@ class plane;
 
 namespace sluice::net {
 
+// One of several servers behind the gateway (`servers` in sluice serve's --config): its own
+// upstream, policy, limit counters and tools/list filter, served at `/servers/<name>/mcp`.
+struct server_settings {
+  std::string name;  // [A-Za-z0-9_-]+
+  std::string path;  // "/servers/<name>/mcp", matched exactly (net/request_path.h)
+  bool has_upstream = false;
+  upstream_target upstream;
+  stdio_options upstream_stdio;               // argv set: a stdio upstream instead
+  std::vector<std::string> upstream_headers;  // "Name: value", this server's requests only
+};
+
 struct gateway_settings {
+  // false: no top-level policy (only `servers`): mcp_path and decide_path answer 404.
+  bool serve_main = true;
   std::string mcp_path = "/mcp";
   std::string decide_path = "/v1/decide";
   // Origins allowed besides localhost ones (http(s)://localhost, 127.0.0.1, [::1], any
@@ -35,7 +49,8 @@ struct gateway_settings {
   upstream_target upstream;
   upstream_options upstream_opts;
   // argv set: the upstream is a stdio server that each shard runs, one process per session
-  // (net/stdio_upstream.h); has_upstream and upstream are then unused.
+  // (net/stdio_upstream.h), reached from other shards through net/stdio_relay.h; has_upstream
+  // and upstream are then unused.
   stdio_options upstream_stdio;
   std::vector<std::string> upstream_headers;  // "Name: value" lines added to every upstream request
   std::shared_ptr<const grant_table> grants;  // null: every caller is the anonymous grant
@@ -52,6 +67,9 @@ struct gateway_settings {
   // Calls parked per shard while they wait for lease (see docs/architecture.md); beyond it
   // a waiting call is answered rate_limited at once.
   size_t max_parked = 4096;
+  // Several servers, each on its own path (server_settings); their policies are
+  // gateway_shared::server_policies, in the same order.
+  std::vector<server_settings> servers;
 };
 
 // What every shard shares: settings and policy, read-only once serving starts, and the
@@ -60,7 +78,12 @@ struct gateway_settings {
 struct gateway_shared {
   gateway_settings settings;
   std::shared_ptr<const policy::compiled_policy> policy;
+  // One per settings.servers entry, compiled with the server's name as counter namespace.
+  std::vector<std::shared_ptr<const policy::compiled_policy>> server_policies;
   std::shared_ptr<limit_hub> limits;  // null: made (and started) from settings at start
+  // stdio sessions across shards (net/stdio_relay.h); made at start when a stdio upstream is
+  // served by more than one shard.
+  std::shared_ptr<stdio_relay_hub> relay;
   // Metrics, audit, approvals and policy reloads (net/control/plane.h); null: none.
   std::shared_ptr<control::plane> control;
 };

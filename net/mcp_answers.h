@@ -17,6 +17,8 @@ inline constexpr int kErrorRateLimited = -32011;       // rate_limited
 inline constexpr int kErrorApprovalRequired = -32012;  // approval_required
 inline constexpr int kErrorHeaderMismatch = -32020;    // Mcp-Method / Mcp-Name disagree with body
 inline constexpr int kErrorUpstream = -32030;          // upstream down, slow or garbled
+inline constexpr int kErrorNoEndpoint = -32040;        // no MCP endpoint at this path (404)
+inline constexpr int kErrorBadPath = -32041;           // a refused path spelling (400)
 
 using policy::append_json_string;
 

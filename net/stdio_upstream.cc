@@ -37,7 +37,10 @@ std::string_view header_value(std::span<const http_header> headers, std::string_
   return {};
 }
 
-std::string new_session_id() {
+// 128 random bits in hex, then "-" and the owning shard's id in decimal: any shard can tell
+// which shard's process a session lives on (net/stdio_relay.h); the random part is what keeps
+// an id unguessable.
+std::string new_session_id(unsigned shard) {
   unsigned char raw[16];
   size_t got = 0;
   while (got < sizeof raw) {
@@ -50,6 +53,8 @@ std::string new_session_id() {
     id += kHex[c >> 4];
     id += kHex[c & 15];
   }
+  id += '-';
+  id += std::to_string(shard);
   return id;
 }
 
@@ -131,6 +136,7 @@ struct stdio_upstream::session {
   int64_t started_at = 0;
   int64_t backoff = kBackoffMin;
   int64_t term_at = 0, kill_at = 0;  // stop escalation deadlines; 0 = not armed
+  int64_t last_used = 0;             // steady ns: the last request, or the last exchange's end
   bool term_sent = false;
   int exit_status = -1;
 };
@@ -282,11 +288,15 @@ stdio_upstream::exchange_rec* stdio_upstream::rec(uint64_t handle) {
 void stdio_upstream::drop(exchange_rec* r) {
   session* s = r->s;
   if (s != nullptr) {
+    s->last_used = shard_.now_ns();
     if (s->get == r) s->get = nullptr;
     std::erase(s->posts, r);
   }
   r->ex = nullptr;
   r->s = nullptr;
+  // The session's last exchange ended: its idle time starts now.
+  if (s != nullptr && s->posts.empty() && s->get == nullptr && options_.idle_timeout.count() != 0)
+    arm_clock();
   free_recs_.push_back(static_cast<uint32_t>(
       std::find_if(recs_.begin(), recs_.end(), [r](const auto& p) { return p.get() == r; }) -
       recs_.begin()));
@@ -328,6 +338,7 @@ uint64_t stdio_upstream::send(const upstream_request& req, upstream_exchange* ex
     auto it = by_id_.find(std::string(sid));
     if (it == by_id_.end()) return refuse(404, "Session not found");
     s = it->second;
+    s->last_used = shard_.now_ns();
   }
 
   if (req.method == "DELETE") {
@@ -392,7 +403,8 @@ uint64_t stdio_upstream::send(const upstream_request& req, upstream_exchange* ex
     }
     auto owned = std::make_unique<session>();
     s = owned.get();
-    s->id = new_session_id();
+    s->id = new_session_id(shard_.id());
+    s->last_used = shard_.now_ns();
     std::string error;
     sessions_.push_back(std::move(owned));
     if (!spawn(s, error)) {
@@ -687,10 +699,24 @@ void stdio_upstream::check_timers() {
       }
     }
     const size_t before = sessions_.size();
-    maybe_forget(s);
+    if (idle_due(s) != 0 && idle_due(s) <= now) {
+      // Ended the spec's way; its id is forgotten now, so the client gets 404 and starts over.
+      std::fprintf(stderr, "sluice: session %.8s… idle for %lld ms: stopping its process %d\n",
+                   s->id.c_str(), static_cast<long long>(options_.idle_timeout.count()), s->pid);
+      by_id_.erase(s->id);
+      begin_stop(s);  // may forget s
+    } else {
+      maybe_forget(s);
+    }
     if (sessions_.size() != before) --i;
   }
   arm_clock();
+}
+
+int64_t stdio_upstream::idle_due(const session* s) const {
+  if (options_.idle_timeout.count() == 0 || s->stopping || !s->posts.empty() || s->get != nullptr)
+    return 0;
+  return s->last_used + options_.idle_timeout.count() * kMs;
 }
 
 void stdio_upstream::arm_clock() {
@@ -709,6 +735,7 @@ void stdio_upstream::arm_clock() {
       if (s->out == nullptr) consider(shard_.now_ns() + 20 * kMs);
     }
     if (s->restarting) consider(s->restart_at);
+    consider(idle_due(s.get()));
   }
   if (next == 0) {
     clock_->cancel_timer();

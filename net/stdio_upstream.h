@@ -19,9 +19,10 @@
 // A process that dies: its in-flight exchanges end with on_error (the gateway answers a
 // JSON-RPC error), and it is restarted with backoff (100 ms doubling to 5 s) and initialized
 // again with the session's original initialize parameters; the session goes on. Stopping
-// (DELETE, or the shard draining): close stdin, SIGTERM after stop_grace, SIGKILL after
-// another stop_grace. One shard only: a session's requests must reach the shard that owns its
-// process (sluice serve runs one shard with --upstream-command).
+// (DELETE, the shard draining, or idle_timeout): close stdin, SIGTERM after stop_grace, SIGKILL
+// after another stop_grace. Sessions belong to this shard; their ids end with "-<shard id>", and a
+// request for them that another shard received is handed over to this one by net/stdio_relay.h
+// (after that shard decided it).
 
 #include <simdjson.h>
 #include <sys/types.h>
@@ -47,6 +48,9 @@ struct stdio_options {
   std::chrono::milliseconds stop_grace{2000};  // close stdin → SIGTERM → SIGKILL, each step
   uint32_t max_sessions = 256;                 // live processes per shard
   size_t max_backlog = 256;  // server messages kept for a session with no open stream
+  // A session with no request for this long, and none in flight or streaming, is ended: its
+  // process is stopped as on DELETE and its id answers 404 from then on. 0: never.
+  std::chrono::milliseconds idle_timeout{600'000};
 };
 
 // Splits a command line on blanks; '…' and "…" quote (no escapes inside '…', \" and \\ inside
@@ -100,6 +104,9 @@ class stdio_upstream final : public upstream_client, private engine::connection_
   exchange_rec* rec(uint64_t handle);
   void drop(exchange_rec* r);
   void maybe_forget(session* s);
+  // When the session is due to be ended for idleness (steady ns); 0: not due (busy, stopping,
+  // or no idle timeout).
+  [[nodiscard]] int64_t idle_due(const session* s) const;
 
   engine::shard& shard_;
   const stdio_options options_;

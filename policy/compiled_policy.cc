@@ -101,12 +101,21 @@ std::string_view op_text(check_op op) {
 
 class compiler {
  public:
-  compiler(arg_trie& args, compile_stats& stats) : args_(args), stats_(stats) {}
+  compiler(arg_trie& args, compile_stats& stats, std::string_view counter_namespace)
+      : args_(args), stats_(stats), namespace_(counter_namespace) {}
 
   compiled_limit limit(const limit_def& l) {
     compiled_limit c;
     c.counter = l.counter;
-    c.counter_hash = hash_string(l.counter, kCounterSeed);
+    // A namespaced counter hashes "NAMESPACE\0COUNTER": no counter name can collide with it.
+    if (namespace_.empty()) {
+      c.counter_hash = hash_string(l.counter, kCounterSeed);
+    } else {
+      std::string key(namespace_);
+      key += '\0';
+      key += l.counter;
+      c.counter_hash = hash_string(key, kCounterSeed);
+    }
     c.window_ns = l.window_seconds * kNsPerSecond;
     c.max = static_cast<uint32_t>(l.max);
     c.scope = l.scope;
@@ -179,6 +188,7 @@ class compiler {
  private:
   arg_trie& args_;
   compile_stats& stats_;
+  std::string_view namespace_;
 };
 
 void build_section(rule_table& table, const std::vector<rule_def>& defs, compiler& c,
@@ -207,10 +217,11 @@ const compiled_rule& rule_table::find(std::string_view name) const {
   return rules[fallback];
 }
 
-std::shared_ptr<const compiled_policy> compiled_policy::compile(const policy_def& def) {
+std::shared_ptr<const compiled_policy> compiled_policy::compile(
+    const policy_def& def, std::string_view counter_namespace) {
   auto p = std::make_shared<compiled_policy>();
   p->source_ = def.source;
-  compiler c(p->args_, p->stats_);
+  compiler c(p->args_, p->stats_, counter_namespace);
 
   std::vector<compiled_limit> shared;
   for (const limit_def& l : def.all_tools)

@@ -66,8 +66,12 @@ struct compile_stats {
 
 class compiled_policy {
  public:
-  // Compiles a loaded (already validated) policy. Regexes are compiled here, once.
-  static std::shared_ptr<const compiled_policy> compile(const policy_def& def);
+  // Compiles a loaded (already validated) policy. Regexes are compiled here, once. A
+  // non-empty counter_namespace (a server's name behind a gateway of several servers) keys
+  // every rate-limit counter apart from the same counter name in any other namespace; the
+  // names shown to agents stay as written.
+  static std::shared_ptr<const compiled_policy> compile(const policy_def& def,
+                                                        std::string_view counter_namespace = {});
 
   const rule_table& tools() const { return tools_; }
   const rule_table& resources() const { return resources_; }

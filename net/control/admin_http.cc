@@ -98,8 +98,8 @@ constexpr std::string_view kUpstreamErrorNames[kUpstreamErrors] = {
 
 std::string plane::impl::metrics_text() {
   metrics_totals t;
-  // tool -> counts by verdict, merged over shards
-  std::map<std::string, std::array<uint64_t, kVerdicts>> tools;
+  // (server, tool) -> counts by verdict, merged over shards
+  std::map<std::pair<uint16_t, std::string>, std::array<uint64_t, kVerdicts>> tools;
   std::array<uint64_t, kVerdicts> overflow{};
   unsigned shards = 0;
   uint64_t min_version = ~uint64_t(0);
@@ -111,7 +111,7 @@ std::string plane::impl::metrics_text() {
     min_version = std::min(min_version, p->metrics.policy_version.load(std::memory_order_relaxed));
     for (const tool_slot& s : p->metrics.tools) {
       if (s.hash.load(std::memory_order_acquire) == 0) continue;
-      auto& row = tools[std::string(s.name, s.len)];
+      auto& row = tools[{s.server, std::string(s.name, s.len)}];
       for (size_t v = 0; v < kVerdicts; ++v)
         row[v] += s.by_verdict[v].get();
     }
@@ -122,11 +122,20 @@ std::string plane::impl::metrics_text() {
   std::string out;
   out.reserve(8192);
   help(out, "sluice_decisions_total", "counter",
-       "Messages decided, by tool (\"\" for messages that name none) and verdict.");
-  for (const auto& [name, row] : tools) {
+       "Messages decided, by tool (\"\" for messages that name none) and verdict; with "
+       "several servers, also by server.");
+  const auto& servers = owner.options().server_policies;
+  for (const auto& [key, row] : tools) {
+    const auto& [server, name] = key;
     for (size_t v = 0; v < kVerdicts; ++v) {
       if (row[v] == 0) continue;
-      std::string labels = "tool=\"";
+      std::string labels;
+      if (server != 0 && server <= servers.size()) {
+        labels = "server=\"";
+        append_label_value(labels, servers[server - 1].first);
+        labels += "\",";
+      }
+      labels += "tool=\"";
       append_label_value(labels, name);
       labels += "\",verdict=\"";
       labels += verdict_name(v);
@@ -257,7 +266,12 @@ std::string plane::impl::stats_json() {
     t.add(p->metrics);
     for (const tool_slot& s : p->metrics.tools) {
       if (s.hash.load(std::memory_order_acquire) == 0) continue;
-      auto& row = tools[std::string(s.name, s.len)];
+      // With several servers a server's tools are listed as "server/tool".
+      std::string name(s.name, s.len);
+      const auto& servers = owner.options().server_policies;
+      if (!name.empty() && s.server != 0 && s.server <= servers.size())
+        name = servers[s.server - 1].first + "/" + name;
+      auto& row = tools[name];
       for (size_t v = 0; v < kVerdicts; ++v)
         row[v] += s.by_verdict[v].get();
     }
@@ -439,6 +453,20 @@ class session : public std::enable_shared_from_this<session> {
     std::string out = "{\"version\":" + std::to_string(m_.owner.policy_version());
     out += ",\"file\":";
     append_json(out, m_.owner.options().policy_path);
+    if (!m_.owner.options().server_policies.empty()) {
+      out += ",\"servers\":[";
+      bool first = true;
+      for (const auto& [name, file] : m_.owner.options().server_policies) {
+        if (!first) out += ',';
+        first = false;
+        out += "{\"name\":";
+        append_json(out, name);
+        out += ",\"file\":";
+        append_json(out, file);
+        out += '}';
+      }
+      out += ']';
+    }
     out += ",\"last_reload\":" + reload_body(r) + "}";
     return out;
   }

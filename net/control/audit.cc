@@ -63,6 +63,7 @@ void append_audit_line(std::string& out, const audit_record& r) {
   out += ",\"shard\":";
   out += std::to_string(r.shard);
   if (r.event != audit_event::decision) field(out, "approval_id", r.rpc_id);
+  if (r.server.len != 0) field(out, "server", r.server);
   field(out, "grant", r.grant);
   field(out, "session", r.session);
   field(out, "method", r.method);

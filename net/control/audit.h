@@ -44,6 +44,7 @@ struct audit_record {
   bool has_digest = false;
   unsigned char args_sha256[32];
   fixed_text<16> rpc_id;  // not in the line: the approval id for approval events
+  fixed_text<64> server;  // the server of several behind the gateway; empty: the top level
   fixed_text<64> grant;
   fixed_text<128> session;
   fixed_text<128> method;

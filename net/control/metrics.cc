@@ -31,20 +31,23 @@ double histogram::bound_seconds(size_t i) {
   return static_cast<double>(uint64_t(1) << i) * 1e-6;
 }
 
-void shard_metrics::count_tool(std::string_view tool, uint8_t verdict) {
+void shard_metrics::count_tool(std::string_view tool, uint8_t verdict, uint16_t server) {
   if (verdict >= kVerdicts) return;
   if (tool.size() > kToolNameMax) return tools_overflow[verdict].add();
-  const uint64_t h = hash_name(tool);
+  uint64_t h = hash_name(tool) ^ (uint64_t(server) * 0x9e3779b97f4a7c15ull);
+  if (h == 0) h = 1;
   for (size_t probe = 0; probe < kToolSlots; ++probe) {
     tool_slot& s = tools[(h + probe) & (kToolSlots - 1)];
     const uint64_t sh = s.hash.load(std::memory_order_relaxed);  // only this shard writes it
     if (sh == 0) {
       if (!tool.empty()) std::memcpy(s.name, tool.data(), tool.size());  // empty: may be null
       s.len = static_cast<uint8_t>(tool.size());
+      s.server = server;
       s.hash.store(h, std::memory_order_release);  // the reader sees the name complete
       return s.by_verdict[verdict].add();
     }
-    if (sh == h && std::string_view(s.name, s.len) == tool) return s.by_verdict[verdict].add();
+    if (sh == h && s.server == server && std::string_view(s.name, s.len) == tool)
+      return s.by_verdict[verdict].add();
   }
   tools_overflow[verdict].add();
 }

@@ -40,6 +40,7 @@ struct tool_slot {
   std::atomic<uint64_t> hash{0};  // 0: free; published (release) after name is written
   char name[kToolNameMax];
   uint8_t len = 0;
+  uint16_t server = 0;  // 0: the top-level policy; i + 1: the i-th of several servers
   counter by_verdict[kVerdicts];
 };
 
@@ -60,9 +61,9 @@ struct alignas(64) shard_metrics {
   counter tools_overflow[kVerdicts];  // names that did not fit the table
   tool_slot tools[kToolSlots];
 
-  // Counts one message's decision under its tool name ("" for messages without one). Does
-  // not allocate.
-  void count_tool(std::string_view tool, uint8_t verdict);
+  // Counts one message's decision under its tool name ("" for messages without one) and
+  // server (0: the top-level policy; i + 1: the i-th of several servers). Does not allocate.
+  void count_tool(std::string_view tool, uint8_t verdict, uint16_t server = 0);
 };
 
 // With --cluster (net/cluster_redis.h): written by the limits hub's thread only, read by the

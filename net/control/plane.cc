@@ -64,9 +64,11 @@ bool read_token_file(const std::string& path, std::string& token, std::string& e
   return true;
 }
 
-plane::plane(plane_options options, std::shared_ptr<const policy::compiled_policy> initial)
+plane::plane(plane_options options, std::shared_ptr<const policy::compiled_policy> initial,
+             std::vector<std::shared_ptr<const policy::compiled_policy>> initial_servers)
     : options_(std::move(options)),
       policy_(std::move(initial)),
+      server_policies_(std::move(initial_servers)),
       impl_(std::make_unique<impl>(*this)) {
   impl_->last_reload.source = "start";
   impl_->last_reload.time_ns = wall_now_ns();
@@ -99,10 +101,17 @@ std::shared_ptr<const policy::compiled_policy> plane::current_policy() const {
   return policy_;
 }
 
-void plane::publish(std::shared_ptr<const policy::compiled_policy> p) {
+std::vector<std::shared_ptr<const policy::compiled_policy>> plane::current_server_policies() const {
+  std::lock_guard lock(policy_mu_);
+  return server_policies_;
+}
+
+void plane::publish(std::shared_ptr<const policy::compiled_policy> p,
+                    std::vector<std::shared_ptr<const policy::compiled_policy>> servers) {
   {
     std::lock_guard lock(policy_mu_);
     policy_ = std::move(p);
+    if (!servers.empty()) server_policies_ = std::move(servers);
     policy_version_.fetch_add(1, std::memory_order_acq_rel);
   }
   for (unsigned i = 0; i < kMaxShards; ++i) {
@@ -182,7 +191,7 @@ bool plane::start(std::string& error) {
     m.accept();
   }
   m.arm_signals();
-  if (options_.watch_policy && !options_.policy_path.empty()) m.arm_inotify(options_.policy_path);
+  if (options_.watch_policy) m.arm_inotify();
   m.arm_tick();
   m.running.store(true);
   m.thread = std::thread([&m] {
@@ -308,12 +317,31 @@ reload_outcome plane::impl::reload(std::string_view source) {
   reload_outcome out;
   out.source = source;
   out.time_ns = wall_now_ns();
-  policy::load_result loaded = policy::load_policy_file(owner.options_.policy_path);
-  auto& counts = reloads_by_source[out.source];
-  if (!loaded.errors.empty()) {
-    out.ok = false;
+  // Every file first; publish only if all of them load (all or nothing).
+  std::shared_ptr<const policy::compiled_policy> main;
+  std::vector<std::shared_ptr<const policy::compiled_policy>> servers;
+  std::string files;
+  if (!owner.options_.policy_path.empty()) {
+    policy::load_result loaded = policy::load_policy_file(owner.options_.policy_path);
     for (const policy::load_error& e : loaded.errors)
       out.errors.push_back(e.to_string());
+    if (loaded.errors.empty()) main = policy::compiled_policy::compile(*loaded.policy);
+    files = owner.options_.policy_path;
+  } else {
+    main = owner.current_policy();  // only servers have policies: the placeholder stays
+  }
+  for (const auto& [name, path] : owner.options_.server_policies) {
+    policy::load_result loaded = policy::load_policy_file(path);
+    for (const policy::load_error& e : loaded.errors)
+      out.errors.push_back("server " + name + ": " + e.to_string());
+    if (loaded.errors.empty())
+      servers.push_back(policy::compiled_policy::compile(*loaded.policy, name));
+    if (!files.empty()) files += ", ";
+    files += path;
+  }
+  auto& counts = reloads_by_source[out.source];
+  if (!out.errors.empty()) {
+    out.ok = false;
     out.version = owner.policy_version();
     ++reloads_failed;
     ++counts.second;
@@ -323,12 +351,12 @@ reload_outcome plane::impl::reload(std::string_view source) {
       msg += "\n  " + e;
     log(msg);
   } else {
-    owner.publish(policy::compiled_policy::compile(*loaded.policy));
+    owner.publish(std::move(main), std::move(servers));
     out.version = owner.policy_version();
     ++reloads_ok;
     ++counts.first;
     log("sluice: policy reloaded (" + out.source + "): version " + std::to_string(out.version) +
-        " from " + owner.options_.policy_path);
+        " from " + files);
   }
   last_reload = out;
   return out;
@@ -363,18 +391,29 @@ void plane::impl::arm_signals() {
       });
 }
 
-void plane::impl::arm_inotify(const std::string& policy_path) {
+void plane::impl::arm_inotify() {
   if (!inotify.is_open()) {
     const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) return;
-    std::filesystem::path p(policy_path);
-    std::string dir = p.parent_path().string();
-    if (dir.empty()) dir = ".";
-    watched_name = p.filename().string();
-    // The directory, not the file: editors and deploy tools replace the file by a rename.
-    if (inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+    std::vector<std::string> paths;
+    if (!owner.options_.policy_path.empty()) paths.push_back(owner.options_.policy_path);
+    for (const auto& [name, path] : owner.options_.server_policies)
+      paths.push_back(path);
+    for (const std::string& path : paths) {
+      std::filesystem::path p(path);
+      std::string dir = p.parent_path().string();
+      if (dir.empty()) dir = ".";
+      // The directory, not the file: editors and deploy tools replace the file by a rename.
+      const int wd = inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE);
+      if (wd < 0) {
+        log("sluice: policy: cannot watch " + dir +
+            " for changes; SIGHUP and the API still reload");
+        continue;
+      }
+      watched.emplace_back(wd, p.filename().string());
+    }
+    if (watched.empty()) {
       ::close(fd);
-      log("sluice: policy: cannot watch " + dir + " for changes; SIGHUP and the API still reload");
       return;
     }
     inotify.assign(fd);
@@ -389,7 +428,8 @@ void plane::impl::arm_inotify(const std::string& policy_path) {
                          if (n <= 0) break;
                          for (ssize_t off = 0; off < n;) {
                            const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
-                           if (ev->len != 0 && watched_name == ev->name) hit = true;
+                           for (const auto& [wd, name] : watched)
+                             if (ev->len != 0 && ev->wd == wd && name == ev->name) hit = true;
                            off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
                          }
                        }
@@ -401,7 +441,7 @@ void plane::impl::arm_inotify(const std::string& policy_path) {
                            if (!e) reload("inotify");
                          });
                        }
-                       arm_inotify(owner.options_.policy_path);
+                       arm_inotify();
                      });
 }
 

@@ -67,8 +67,13 @@ struct plane_options {
   uint16_t admin_port = 0;
   std::string admin_token;   // required when admin_host is set: the bearer token
   std::string audit_path;    // empty: no audit file
-  std::string policy_path;   // reloaded on SIGHUP, on a change (inotify) and on POST
-  bool watch_policy = true;  // inotify on policy_path
+  std::string policy_path;   // reloaded on SIGHUP, on a change (inotify) and on POST; may be
+                             // empty when only servers have policies
+  bool watch_policy = true;  // inotify on policy_path and every server's policy file
+  // Several servers behind the gateway: {name, policy file}, in the gateway's order. Every
+  // reload loads the top-level policy and all of these; if any fails to load, none of them is
+  // published (all or nothing), so the servers never decide with a mix of old and new files.
+  std::vector<std::pair<std::string, std::string>> server_policies;
   std::chrono::milliseconds approval_timeout{300'000};
   // Per-tool approval timeouts ("tool" -> ms), checked before approval_timeout.
   std::vector<std::pair<std::string, std::chrono::milliseconds>> tool_approval_timeouts;
@@ -81,7 +86,8 @@ struct plane_options {
 
 class plane {
  public:
-  plane(plane_options options, std::shared_ptr<const policy::compiled_policy> initial);
+  plane(plane_options options, std::shared_ptr<const policy::compiled_policy> initial,
+        std::vector<std::shared_ptr<const policy::compiled_policy>> initial_servers = {});
   plane(const plane&) = delete;
   plane& operator=(const plane&) = delete;
   ~plane();  // stop()s
@@ -112,9 +118,15 @@ class plane {
   }
   // The current policy; takes a short lock: call only when policy_version() moved.
   [[nodiscard]] std::shared_ptr<const policy::compiled_policy> current_policy() const;
+  // The servers' policies of the same version, in options().server_policies order; the same
+  // short lock.
+  [[nodiscard]] std::vector<std::shared_ptr<const policy::compiled_policy>>
+  current_server_policies() const;
 
-  // Control thread: publishes a new policy (version + 1) and wakes every shard.
-  void publish(std::shared_ptr<const policy::compiled_policy> p);
+  // Control thread: publishes a new policy (version + 1), with the servers' policies, and
+  // wakes every shard.
+  void publish(std::shared_ptr<const policy::compiled_policy> p,
+               std::vector<std::shared_ptr<const policy::compiled_policy>> servers = {});
   [[nodiscard]] shard_port* port_at(unsigned i) const {
     return ports_[i].load(std::memory_order_acquire);
   }
@@ -127,6 +139,7 @@ class plane {
   std::atomic<uint64_t> policy_version_{1};
   mutable std::mutex policy_mu_;  // guards policy_: taken on publish and on adoption only
   std::shared_ptr<const policy::compiled_policy> policy_;
+  std::vector<std::shared_ptr<const policy::compiled_policy>> server_policies_;
   std::unique_ptr<impl> impl_;
 };
 

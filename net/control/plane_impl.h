@@ -49,7 +49,8 @@ struct plane::impl {
   asio::steady_timer reload_debounce;
   asio::posix::stream_descriptor sigfd;
   asio::posix::stream_descriptor inotify;
-  std::string watched_name;  // basename of the policy file
+  // Watched policy files: the watch descriptor of the file's directory and the file's name.
+  std::vector<std::pair<int, std::string>> watched;
   std::thread thread;
   std::atomic<bool> ready{false};
   std::atomic<bool> running{false};
@@ -76,7 +77,7 @@ struct plane::impl {
   bool decide_approval(uint64_t id, approval_outcome what, std::string reason);
   reload_outcome reload(std::string_view source);
   void arm_signals();
-  void arm_inotify(const std::string& policy_path);
+  void arm_inotify();
   void accept();
   void log(const std::string& line);
   bool all_adopted(uint64_t version) const;

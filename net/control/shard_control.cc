@@ -77,11 +77,17 @@ shard_control::~shard_control() {
   plane_->detach(id_);
 }
 
-void shard_control::on_loop(policy::decider& d, sink& s, size_t limiter_keys) {
+void shard_control::on_loop(policy::decider& d, std::span<policy::decider* const> servers, sink& s,
+                            size_t limiter_keys) {
   const uint64_t v = plane_->policy_version();
   if (v != seen_version_) {
     // Between two loop iterations: no decision is in progress on this shard.
     d.set_policy(plane_->current_policy());
+    if (!servers.empty()) {
+      const auto published = plane_->current_server_policies();
+      for (size_t i = 0; i < servers.size() && i < published.size(); ++i)
+        servers[i]->set_policy(published[i]);
+    }
     seen_version_ = v;
     m_.policy_version.store(v, std::memory_order_relaxed);
   }
@@ -120,6 +126,7 @@ void shard_control::on_loop(policy::decider& d, sink& s, size_t limiter_keys) {
                 : v.what == approval_outcome::deny  ? audit_event::approval_denied
                                                     : audit_event::approval_timed_out;
       r.rpc_id.set(std::to_string(c->id));
+      r.server.set(c->server);
       r.grant.set(c->grant);
       r.session.set(c->session);
       r.method.set("tools/call");
@@ -225,15 +232,16 @@ void shard_control::push_audit(audit_record& r) {
 }
 
 void shard_control::record(const policy::decider& d, const policy::body_decision& bd,
-                           const policy::identity& who, std::string_view body, int64_t latency_ns) {
+                           const policy::identity& who, std::string_view body, int64_t latency_ns,
+                           uint16_t server, std::string_view server_name) {
   const auto overall = static_cast<uint8_t>(bd.overall.what);
   m_.decisions[overall].add();
   if (latency_ns >= 0) m_.decision_latency.observe(latency_ns);
   const auto msgs = d.reader().messages();
   const bool whole_invalid = bd.each.empty();
-  if (whole_invalid) m_.count_tool({}, overall);
+  if (whole_invalid) m_.count_tool({}, overall, server);
   for (size_t i = 0; i < bd.each.size(); ++i)
-    m_.count_tool(msgs[i].target, static_cast<uint8_t>(bd.each[i].what));
+    m_.count_tool(msgs[i].target, static_cast<uint8_t>(bd.each[i].what), server);
   // Allowed calls are audited only to a file; refusals also feed the dashboard.
   if (!audit_file_ && bd.overall.what == policy::verdict::allow) return;
   if (audit_file_ && !whole_invalid) scan(body, bd.batch, bd.each.size());
@@ -248,6 +256,7 @@ void shard_control::record(const policy::decider& d, const policy::body_decision
     r.shard = id_;
     r.event = audit_event::decision;
     r.verdict = static_cast<uint8_t>(dc.what);
+    r.server.set(server_name);
     r.grant.set(who.grant);
     r.session.set(who.session);
     r.method.set(whole_invalid ? std::string_view{} : msgs[i].method);
@@ -266,7 +275,7 @@ void shard_control::record(const policy::decider& d, const policy::body_decision
 
 bool shard_control::park_for_approval(const policy::decider& d, const policy::body_decision& bd,
                                       const net::http_request& req, net::response_slot slot,
-                                      const policy::identity& who) {
+                                      const policy::identity& who, std::string_view server_name) {
   if (!plane_->options().approvals) return false;
   if (bd.batch || bd.each.size() != 1 || bd.overall.what != policy::verdict::approval_required)
     return false;
@@ -304,6 +313,7 @@ bool shard_control::park_for_approval(const policy::decider& d, const policy::bo
   c->rule.assign(bd.overall.rule);
   c->grant.assign(who.grant);
   c->session.assign(who.session);
+  c->server.assign(server_name);
   c->method.assign(req.method);
   c->target.assign(req.target);
   c->content_type.assign(req.content_type);

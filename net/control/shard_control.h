@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,7 @@ struct held_call {
   net::response_slot slot;
   bool sse = false;  // the answer began as an SSE stream ("awaiting approval" sent)
   std::string rpc_id, tool, rule, grant, session;
+  std::string server;  // the server of several it was sent to; empty: the top level
   std::string method, target, content_type, accept, protocol_version, last_event_id, mcp_method,
       mcp_name;
   std::string body;  // plus SIMDJSON_PADDING bytes
@@ -55,9 +57,12 @@ class shard_control {
   shard_control& operator=(const shard_control&) = delete;
   ~shard_control();
 
-  // Once per loop iteration: adopts a newly published policy into `d`, answers approval
-  // verdicts, refreshes the gauges. Does not allocate unless a verdict arrived.
-  void on_loop(policy::decider& d, sink& s, size_t limiter_keys);
+  // Once per loop iteration: adopts a newly published policy into `d` (and the servers'
+  // policies into `servers`, in plane_options::server_policies order), answers approval
+  // verdicts, refreshes the gauges. Does not allocate unless a verdict arrived or a policy was
+  // published.
+  void on_loop(policy::decider& d, std::span<policy::decider* const> servers, sink& s,
+               size_t limiter_keys);
 
   // Whether the gateway should time the next decision: every one when an audit file is
   // written (each line carries its latency), else one in eight, the first included. The
@@ -65,16 +70,19 @@ class shard_control {
   // pipelined decision's cost.
   [[nodiscard]] bool time_next_decision() { return audit_file_ || (untimed_++ & 7u) == 0; }
 
-  // Counts a decided body (and audits it). latency_ns < 0: not timed. Does not allocate once
-  // warm.
+  // Counts a decided body (and audits it). latency_ns < 0: not timed. `server`: 0 for the
+  // top-level policy, i + 1 for the i-th of several servers, named `server_name`. Does not
+  // allocate once warm.
   void record(const policy::decider& d, const policy::body_decision& bd,
-              const policy::identity& who, std::string_view body, int64_t latency_ns);
+              const policy::identity& who, std::string_view body, int64_t latency_ns,
+              uint16_t server = 0, std::string_view server_name = {});
 
   // A refused single tools/call whose verdict is approval_required: park it (the shard
   // goes on serving). False when approvals are off or too many calls wait: answer it now.
   [[nodiscard]] bool park_for_approval(const policy::decider& d, const policy::body_decision& bd,
                                        const net::http_request& req, net::response_slot slot,
-                                       const policy::identity& who);
+                                       const policy::identity& who,
+                                       std::string_view server_name = {});
 
   // Upstream counters: an exchange sent, its head arrived (status, time since sent), failed.
   void upstream_sent() { m_.upstream_requests.add(); }

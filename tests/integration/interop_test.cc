@@ -70,7 +70,8 @@ std::unique_ptr<gateway_pair> start(const std::string& kind, const std::string& 
     args.push_back("--upstream");
     args.push_back("http://127.0.0.1:" + std::to_string(g->upstream->port()) + "/mcp");
   } else {
-    args.back() = "1";  // stdio sessions live on one shard (docs/gateway.md)
+    // Two shards: a session's requests reach whichever shard the client's connection landed
+    // on, and are handed to the shard that runs its process (net/stdio_relay.h).
     args.push_back("--upstream-command");
     args.push_back(node() + " " + everything_dir() + "/index.js stdio");
   }

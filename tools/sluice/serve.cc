@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,6 +17,8 @@
 #include "net/gateway.h"
 #include "net/grants.h"
 #include "net/http_server.h"
+#include "net/request_path.h"
+#include "net/stdio_upstream.h"
 #include "net/upstream.h"
 #include "policy/compiled_policy.h"
 #include "policy/loader.h"
@@ -25,6 +28,15 @@
 namespace sluice::cli {
 
 namespace {
+
+// One of several servers behind the gateway: the `servers` object of a --config file.
+struct server_option {
+  std::string name;
+  std::string policy;  // resolved against the config file's directory
+  std::string upstream;
+  std::string upstream_command;
+  std::vector<std::string> upstream_header;
+};
 
 // Everything `serve` can be told, from flags or from a --config JSON file.
 struct serve_options {
@@ -60,6 +72,8 @@ struct serve_options {
   bool no_watch_policy = false;
   std::string cluster;  // redis://HOST:PORT; empty: this process counts alone
   bool cluster_fail_open = false;
+  int64_t stdio_idle_timeout_ms = 600'000;
+  std::vector<server_option> servers;  // --config only
 };
 
 struct option_spec {
@@ -92,13 +106,16 @@ bool set_int(int64_t& out, std::string_view v, int64_t min, int64_t max) {
 
 const std::vector<option_spec>& specs() {
   static const std::vector<option_spec> kSpecs = {
-      {"policy", "FILE", "policy file (required; see docs/policy.md)", STR(policy)},
+      {"policy", "FILE", "policy file (docs/policy.md); required unless the config has servers",
+       STR(policy)},
       {"listen", "HOST:PORT", "address to serve on; port 0 picks a free one [127.0.0.1:8080]",
        STR(listen)},
       {"upstream", "URL", "MCP server to forward to, http://HOST:PORT/PATH", STR(upstream)},
       {"upstream-command", "'CMD ARGS...'",
-       "stdio MCP server to run instead, one process per session (one shard)",
-       STR(upstream_command)},
+       "stdio MCP server to run instead, one process per session", STR(upstream_command)},
+      {"stdio-idle-timeout-ms", "MS",
+       "end stdio sessions idle this long (then 404); 0: never [600000]",
+       INT(stdio_idle_timeout_ms, 0, 86'400'000 * int64_t(30))},
       {"grants", "FILE", "bearer-token grants (docs/gateway.md); none: one anonymous grant",
        STR(grants)},
       {"shards", "N", "event-loop shards, one per CPU [CPUs in the affinity mask]",
@@ -195,7 +212,12 @@ void print_usage(FILE* f) {
       "\n"
       "options:\n"
       "  --config FILE              a JSON object with any of the options below as keys\n"
-      "                             (dashes as underscores; lists as arrays); flags win\n",
+      "                             (dashes as underscores; lists as arrays); flags win.\n"
+      "                             Its \"servers\" object puts several servers behind the\n"
+      "                             gateway, each on /servers/NAME/mcp with its own policy:\n"
+      "                             {\"servers\": {\"NAME\": {\"policy\": FILE, \"upstream\": URL\n"
+      "                             | \"upstream_command\": CMD, \"upstream_header\": [...]}}}\n"
+      "                             (docs/gateway.md, \"Several servers\")\n",
       f);
   for (const option_spec& s : specs()) {
     std::string left = std::string("--") + s.name + (s.arg ? std::string(" ") + s.arg : "");
@@ -207,6 +229,96 @@ const option_spec* find_spec(std::string_view name) {
   for (const option_spec& s : specs())
     if (name == s.name) return &s;
   return nullptr;
+}
+
+// The `servers` object of a config file: {"NAME": {"policy", "upstream" | "upstream_command",
+// "upstream_header"}}. Relative policy paths are taken from the config file's directory.
+bool load_servers(const std::string& path, simdjson::dom::element value, serve_options& o) {
+  namespace dom = simdjson::dom;
+  dom::object servers;
+  if (value.get_object().get(servers)) {
+    std::fprintf(stderr, "sluice serve: %s: /servers: expected an object of servers by name\n",
+                 path.c_str());
+    return false;
+  }
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  for (auto [name_view, def] : servers) {
+    const std::string name(name_view);
+    const std::string where = path + ": /servers/" + name;
+    if (!net::valid_server_name(name)) {
+      std::fprintf(stderr, "sluice serve: %s: a server name is made of A-Z a-z 0-9 _ - only\n",
+                   where.c_str());
+      return false;
+    }
+    for (const server_option& seen : o.servers) {
+      if (seen.name == name) {
+        std::fprintf(stderr, "sluice serve: %s: a second server of this name\n", where.c_str());
+        return false;
+      }
+    }
+    server_option so;
+    so.name = name;
+    dom::object fields;
+    if (def.get_object().get(fields)) {
+      std::fprintf(stderr, "sluice serve: %s: expected an object\n", where.c_str());
+      return false;
+    }
+    for (auto [k, v] : fields) {
+      const std::string at = where + "/" + std::string(k);
+      std::string_view sv;
+      auto text = [&](std::string& out) {
+        if (v.get_string().get(sv) || sv.empty()) {
+          std::fprintf(stderr, "sluice serve: %s: expected a non-empty string\n", at.c_str());
+          return false;
+        }
+        out = sv;
+        return true;
+      };
+      if (k == "policy") {
+        if (!text(so.policy)) return false;
+        if (std::filesystem::path(so.policy).is_relative()) so.policy = (dir / so.policy).string();
+      } else if (k == "upstream") {
+        if (!text(so.upstream)) return false;
+      } else if (k == "upstream_command") {
+        if (!text(so.upstream_command)) return false;
+      } else if (k == "upstream_header") {
+        dom::array items;
+        std::vector<dom::element> list;
+        if (!v.get_array().get(items)) {
+          for (dom::element e : items)
+            list.push_back(e);
+        } else {
+          list.push_back(v);
+        }
+        for (dom::element e : list) {
+          const size_t colon = e.get_string().get(sv) ? std::string_view::npos : sv.find(':');
+          if (colon == 0 || colon == std::string_view::npos ||
+              sv.find_first_of("\r\n") != std::string_view::npos) {
+            std::fprintf(stderr, "sluice serve: %s: expected 'NAME: VALUE' strings\n", at.c_str());
+            return false;
+          }
+          so.upstream_header.emplace_back(sv);
+        }
+      } else {
+        std::fprintf(stderr,
+                     "sluice serve: %s: unknown setting (a server has policy, upstream or "
+                     "upstream_command, upstream_header)\n",
+                     at.c_str());
+        return false;
+      }
+    }
+    if (so.policy.empty()) {
+      std::fprintf(stderr, "sluice serve: %s/policy: required\n", where.c_str());
+      return false;
+    }
+    if (so.upstream.empty() == so.upstream_command.empty()) {
+      std::fprintf(stderr, "sluice serve: %s: give upstream or upstream_command, exactly one\n",
+                   where.c_str());
+      return false;
+    }
+    o.servers.push_back(std::move(so));
+  }
+  return true;
 }
 
 bool load_config(const std::string& path, serve_options& o) {
@@ -223,6 +335,10 @@ bool load_config(const std::string& path, serve_options& o) {
     return false;
   }
   for (auto [key, value] : obj) {
+    if (key == "servers") {
+      if (!load_servers(path, value, o)) return false;
+      continue;
+    }
     std::string name(key);
     for (char& c : name)
       if (c == '_') c = '-';
@@ -281,6 +397,8 @@ int start_control(const serve_options& o, const std::shared_ptr<net::gateway_sha
                   std::shared_ptr<control::plane>& out) {
   control::plane_options po;
   po.policy_path = o.policy;
+  for (const server_option& so : o.servers)
+    po.server_policies.emplace_back(so.name, so.policy);
   po.watch_policy = !o.no_watch_policy;
   po.audit_path = o.audit_log;
   po.audit_ring = static_cast<size_t>(o.audit_ring);
@@ -309,7 +427,8 @@ int start_control(const serve_options& o, const std::shared_ptr<net::gateway_sha
   // Without an admin server nobody could approve: require_approval is refused at once.
   po.approvals = !po.admin_host.empty();
   po.cluster = shared->settings.cluster_metrics;
-  auto plane = std::make_shared<control::plane>(std::move(po), shared->policy);
+  auto plane =
+      std::make_shared<control::plane>(std::move(po), shared->policy, shared->server_policies);
   std::string error;
   if (!plane->start(error)) {
     std::fprintf(stderr, "sluice serve: %s\n", error.c_str());
@@ -376,21 +495,65 @@ int run_serve(std::span<char* const> args) {
       return 2;
     }
   }
-  if (o.policy.empty()) {
-    std::fputs("sluice serve: --policy FILE is required\n\n", stderr);
+  if (o.policy.empty() && o.servers.empty()) {
+    std::fputs("sluice serve: --policy FILE is required (or servers in --config)\n\n", stderr);
     print_usage(stderr);
     return 2;
   }
 
   auto shared = std::make_shared<net::gateway_shared>();
   net::gateway_settings& gs = shared->settings;
-  policy::load_result loaded = policy::load_policy_file(o.policy);
-  if (!loaded.errors.empty()) {
-    for (const policy::load_error& e : loaded.errors)
-      std::fprintf(stderr, "%s\n", e.to_string().c_str());
-    return 1;
+  if (o.policy.empty()) {
+    // Only servers: the top-level endpoints are not served; their decider gets deny-all.
+    if (!o.upstream.empty() || !o.upstream_command.empty()) {
+      std::fputs("sluice serve: --upstream and --upstream-command need --policy\n", stderr);
+      return 2;
+    }
+    gs.serve_main = false;
+    shared->policy = policy::compiled_policy::compile(policy::policy_def{});
+  } else {
+    policy::load_result loaded = policy::load_policy_file(o.policy);
+    if (!loaded.errors.empty()) {
+      for (const policy::load_error& e : loaded.errors)
+        std::fprintf(stderr, "%s\n", e.to_string().c_str());
+      return 1;
+    }
+    shared->policy = policy::compiled_policy::compile(*loaded.policy);
   }
-  shared->policy = policy::compiled_policy::compile(*loaded.policy);
+  for (const server_option& so : o.servers) {
+    // Each server's policy: loaded strictly, its counters kept apart under its name.
+    policy::load_result loaded = policy::load_policy_file(so.policy);
+    if (!loaded.errors.empty()) {
+      for (const policy::load_error& e : loaded.errors)
+        std::fprintf(stderr, "sluice serve: server %s: %s\n", so.name.c_str(),
+                     e.to_string().c_str());
+      return 1;
+    }
+    shared->server_policies.push_back(policy::compiled_policy::compile(*loaded.policy, so.name));
+    net::server_settings ss;
+    ss.name = so.name;
+    ss.path = "/servers/" + so.name + "/mcp";
+    ss.upstream_headers = so.upstream_header;
+    std::string error;
+    if (!so.upstream.empty()) {
+      if (!net::parse_upstream_url(so.upstream, ss.upstream, error)) {
+        std::fprintf(stderr, "sluice serve: server %s: upstream %s: %s\n", so.name.c_str(),
+                     so.upstream.c_str(), error.c_str());
+        return 1;
+      }
+      ss.has_upstream = true;
+    } else {
+      if (!net::split_command(so.upstream_command, ss.upstream_stdio.argv, error)) {
+        std::fprintf(stderr, "sluice serve: server %s: upstream_command: %s\n", so.name.c_str(),
+                     error.c_str());
+        return 1;
+      }
+      ss.upstream_stdio.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
+      ss.upstream_stdio.idle_timeout = std::chrono::milliseconds(o.stdio_idle_timeout_ms);
+    }
+    gs.servers.push_back(std::move(ss));
+  }
+
   if (!o.grants.empty()) {
     std::string error;
     gs.grants = net::grant_table::load(o.grants, error);
@@ -410,15 +573,12 @@ int run_serve(std::span<char* const> args) {
   if (!o.upstream_command.empty()) {
     std::string error;
     if (!o.upstream.empty()) error = "give --upstream or --upstream-command, not both";
-    if (error.empty() && o.shards > 1) {
-      error = "a stdio upstream is served from one shard (its sessions' processes live there)";
-    }
     if (!error.empty() || !net::split_command(o.upstream_command, gs.upstream_stdio.argv, error)) {
       std::fprintf(stderr, "sluice serve: --upstream-command: %s\n", error.c_str());
       return 1;
     }
-    o.shards = 1;
     gs.upstream_stdio.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
+    gs.upstream_stdio.idle_timeout = std::chrono::milliseconds(o.stdio_idle_timeout_ms);
   }
   gs.mcp_path = o.mcp_path;
   gs.decide_path = o.decide_path;
@@ -475,12 +635,19 @@ int run_serve(std::span<char* const> args) {
       std::printf("sluice admin on %s:%u\n", plane->options().admin_host.c_str(),
                   plane->admin_port());
   }
-  std::printf("sluice listening on %s (%u shards, policy %s%s%s)\n",
+  std::string servers_note;
+  if (!o.servers.empty()) {
+    servers_note = ", servers";
+    for (const server_option& so : o.servers)
+      servers_note += " " + so.name;
+  }
+  std::printf("sluice listening on %s (%u shards, policy %s%s%s%s)\n",
               server.runtime().address_string().c_str(), server.runtime().shard_count(),
-              o.policy.c_str(),
-              gs.has_upstream              ? ", upstream "
-              : o.upstream_command.empty() ? ", no upstream"
-                                           : ", upstream command ",
+              o.policy.empty() ? "(none)" : o.policy.c_str(), servers_note.c_str(),
+              gs.has_upstream               ? ", upstream "
+              : !o.upstream_command.empty() ? ", upstream command "
+              : o.servers.empty()           ? ", no upstream"
+                                            : "",
               gs.has_upstream ? o.upstream.c_str() : o.upstream_command.c_str());
   std::fflush(stdout);
   // Under systemd (Type=notify): ready now; watchdog pings between signal waits.

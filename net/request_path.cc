@@ -1,0 +1,86 @@
+#include "net/request_path.h"
+
+namespace sluice::net {
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool unreserved(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+}  // namespace
+
+bool normalize_request_path(std::string_view target, std::string& out, std::string_view& error) {
+  out.clear();
+  const size_t q = target.find('?');
+  if (q != std::string_view::npos) target = target.substr(0, q);
+  if (target.empty() || target.front() != '/') {
+    error = "the request target must be a path starting with '/'";
+    return false;
+  }
+  for (size_t i = 0; i < target.size(); ++i) {
+    const char c = target[i];
+    if (c == '\\') {
+      error = "'\\' is not allowed in the path";
+      return false;
+    }
+    if (c != '%') {
+      out += c;
+      continue;
+    }
+    if (i + 2 >= target.size()) {
+      error = "'%' must be followed by two hex digits";
+      return false;
+    }
+    const int hi = hex_value(target[i + 1]), lo = hex_value(target[i + 2]);
+    if (hi < 0 || lo < 0) {
+      error = "'%' must be followed by two hex digits";
+      return false;
+    }
+    const char decoded = static_cast<char>(hi * 16 + lo);
+    if (decoded == '/' || decoded == '\\') {
+      error = "an encoded '/' or '\\' is not allowed in the path";
+      return false;
+    }
+    if (unreserved(decoded)) {
+      out += decoded;
+    } else {
+      out.append(target.substr(i, 3));
+    }
+    i += 2;
+  }
+  // Dot segments, after decoding: refused rather than resolved, so that no spelling of a
+  // path climbs out of the one it names.
+  size_t start = 1;
+  while (start <= out.size()) {
+    size_t end = out.find('/', start);
+    if (end == std::string::npos) end = out.size();
+    const std::string_view seg(out.data() + start, end - start);
+    if (seg == "." || seg == "..") {
+      error = "'.' and '..' path segments are not allowed";
+      return false;
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+bool valid_server_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_'))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace sluice::net

@@ -1,0 +1,74 @@
+// net/request_path.h: one spelling, one route; nothing climbs out of the path it names.
+
+#include "net/request_path.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace sluice::net {
+namespace {
+
+std::string ok(std::string_view target) {
+  std::string out;
+  std::string_view error;
+  if (!normalize_request_path(target, out, error)) return "refused: " + std::string(error);
+  return out;
+}
+
+bool refused(std::string_view target) {
+  std::string out;
+  std::string_view error;
+  return !normalize_request_path(target, out, error) && !error.empty();
+}
+
+TEST(request_path, QueryIsIgnoredAndUnreservedEscapesAreDecoded) {
+  EXPECT_EQ(ok("/servers/a/mcp"), "/servers/a/mcp");
+  EXPECT_EQ(ok("/servers/a/mcp?x=/servers/b/mcp"), "/servers/a/mcp");
+  EXPECT_EQ(ok("/servers/%61/mcp"), "/servers/a/mcp");
+  EXPECT_EQ(ok("/%73ervers/a%2Db_%7e/mcp"), "/servers/a-b_~/mcp");
+  EXPECT_EQ(ok("/a%2e"), "/a.");  // a dot inside a segment is no dot segment
+  EXPECT_EQ(ok("/..a/b.."), "/..a/b..");
+}
+
+TEST(request_path, OtherEscapesAreKeptAsWritten) {
+  EXPECT_EQ(ok("/servers/a%20/mcp"), "/servers/a%20/mcp");
+  EXPECT_EQ(ok("/servers/a%3a/mcp"), "/servers/a%3a/mcp");
+  EXPECT_EQ(ok("/x%00"), "/x%00");
+}
+
+TEST(request_path, NothingElseIsCollapsed) {
+  EXPECT_EQ(ok("//servers/a/mcp"), "//servers/a/mcp");
+  EXPECT_EQ(ok("/servers/a/mcp/"), "/servers/a/mcp/");
+  EXPECT_EQ(ok("/servers/A/mcp"), "/servers/A/mcp");
+  EXPECT_EQ(ok("/"), "/");
+}
+
+TEST(request_path, DotSegmentsAreRefusedHoweverSpelled) {
+  for (std::string_view t :
+       {"/servers/a/../b/mcp", "/servers/a/%2e%2e/b/mcp", "/servers/a/%2E%2e/b/mcp",
+        "/servers/a/.%2E/b/mcp", "/servers/a/%2e./b/mcp", "/servers/a/./mcp", "/servers/a/%2e/mcp",
+        "/..", "/.", "/a/..", "/a/.?x", "/a/..?x=1"})
+    EXPECT_TRUE(refused(t)) << t;
+}
+
+TEST(request_path, EncodedSlashesBackslashesAndBadEscapesAreRefused) {
+  for (std::string_view t :
+       {"/servers/a%2F..%2Fb/mcp", "/servers/a%2f..%2fb/mcp", "/servers/a%5C..%5Cb/mcp",
+        "/servers/a%5c/mcp", "/servers/a\\..\\b/mcp", "/x%", "/x%2", "/x%zz", "/x%g0", "", "*",
+        "servers/a/mcp", "http://h/servers/a/mcp", "?/servers/a/mcp"})
+    EXPECT_TRUE(refused(t)) << t;
+}
+
+TEST(request_path, ServerNames) {
+  EXPECT_TRUE(valid_server_name("github"));
+  EXPECT_TRUE(valid_server_name("fs_2-x"));
+  EXPECT_FALSE(valid_server_name(""));
+  EXPECT_FALSE(valid_server_name("a/b"));
+  EXPECT_FALSE(valid_server_name(".."));
+  EXPECT_FALSE(valid_server_name("a.b"));
+  EXPECT_FALSE(valid_server_name("é"));
+}
+
+}  // namespace
+}  // namespace sluice::net
