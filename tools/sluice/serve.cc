@@ -221,7 +221,11 @@ void print_usage(FILE* f) {
       f);
   for (const option_spec& s : specs()) {
     std::string left = std::string("--") + s.name + (s.arg ? std::string(" ") + s.arg : "");
-    std::fprintf(f, "  %-27s%s\n", left.c_str(), s.help);
+    if (left.size() >= 27) {
+      std::fprintf(f, "  %s\n  %-27s%s\n", left.c_str(), "", s.help);  // too long: own line
+    } else {
+      std::fprintf(f, "  %-27s%s\n", left.c_str(), s.help);
+    }
   }
 }
 
