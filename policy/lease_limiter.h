@@ -85,9 +85,10 @@ class lease_limiter final : public limiter {
   [[nodiscard]] bool has_report() const { return !dirty_.empty(); }
 
   // Hands one lease_report per touched key to push (bool push(const lease_report&)) until it
-  // returns false; keys that did not fit stay for the next report. Unused lease beyond what
-  // the key used since the last report (at least kKeep slots) is given back with the report,
-  // unless calls are waiting on the key. Returns the number of reports pushed.
+  // returns false; keys that did not fit stay for the next report. Unused lease beyond twice
+  // the key's recent peak of calls between reports (at least kKeep slots) is given back with
+  // the report, unless calls are waiting on the key or this is the only shard of a process
+  // without a cluster. Returns the number of reports pushed.
   template <typename Push>
   size_t report(Push&& push);
 
