@@ -693,9 +693,21 @@ void forward::on_head(const upstream_response_head& head) {
   session_id.assign(head.mcp_session_id);
   protocol_version.assign(head.mcp_protocol_version);
   sse = head.content_type.substr(0, kEventStream.size()) == kEventStream;
-  // A framed JSON answer is sent whole with its length; a JSON tools/list answer is held
-  // however it is framed, because it must be filtered before any of it is relayed.
-  if (!sse && (!head.chunked_or_streaming || filter_tools || pre_streamed)) {
+  // A JSON tools/list answer is held however it is framed, because it must be filtered before
+  // any of it is relayed. Any other answer is relayed as it arrives: with the upstream's
+  // Content-Length when it gave one, else chunked. (An answer with no body and no length, or
+  // one from a stdio server, which comes whole, is held and sent with its length.)
+  if (!sse && (filter_tools || pre_streamed || !head.chunked_or_streaming)) {
+    if (!filter_tools && !pre_streamed && head.content_length >= 0) {
+      http_header extra[2];
+      size_t n = 0;
+      if (!session_id.empty()) extra[n++] = {"Mcp-Session-Id", session_id};
+      if (!protocol_version.empty()) extra[n++] = {"MCP-Protocol-Version", protocol_version};
+      slot.begin_sized(status, content_type, static_cast<uint64_t>(head.content_length),
+                       {extra, n});
+      streaming = true;
+      return;
+    }
     held = true;
     return;
   }
@@ -767,12 +779,17 @@ void forward::on_error(upstream_error e, std::string_view detail) {
   }
   if (streaming) {
     if (sse) {
+      // An event stream can say what happened, and end cleanly.
       std::string event = "event: message\ndata: ";
       append_rpc_error(event, id, kErrorUpstream, message);
       event += "\n\n";
       slot.write(event);
+      slot.finish();
+    } else {
+      // A JSON body cut short: ending it cleanly would pass a truncated document (or, with a
+      // Content-Length, desynchronise the connection). Close it: the client sees the cut.
+      slot.abort();
     }
-    slot.finish();
   } else {
     const bool timeout =
         e == upstream_error::connect_timeout || e == upstream_error::response_timeout;

@@ -131,6 +131,14 @@ size_t format_response(char* out, const response_head& head, std::string_view bo
   return size_t(p - out);
 }
 
+size_t format_sized_head(char* out, const response_head& head, uint64_t length) {
+  char* p = put_head_common(out, head);
+  p = put(p, kContentLength);
+  p = std::to_chars(p, p + 20, length).ptr;
+  p = put(p, "\r\n\r\n");
+  return size_t(p - out);
+}
+
 size_t stream_head_size(const response_head& head) {
   return head_common_size(head) + kChunked.size() + 2;
 }

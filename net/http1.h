@@ -67,6 +67,9 @@ struct response_head {
 [[nodiscard]] size_t response_size(const response_head& head, size_t body_size);
 // Writes status line, headers (with Content-Length) and body; returns bytes written.
 size_t format_response(char* out, const response_head& head, std::string_view body);
+// Head of a response whose body of `length` bytes follows later (relayed as it arrives):
+// status line, headers and Content-Length. Needs response_size(head, 0) bytes.
+size_t format_sized_head(char* out, const response_head& head, uint64_t length);
 // Head of a chunked (or, for HTTP/1.0, close-delimited) streaming response.
 [[nodiscard]] size_t stream_head_size(const response_head& head);
 size_t format_stream_head(char* out, const response_head& head, bool chunked);

@@ -263,6 +263,19 @@ void response_slot::begin(int status, std::string_view content_type,
   conn_->commit(seq_, format_stream_head(p, head, h.chunked));
 }
 
+void response_slot::begin_sized(int status, std::string_view content_type, uint64_t length,
+                                std::span<const http_header> extra) {
+  if (!valid()) return;
+  http_conn::holder& h = conn_->at(seq_);
+  if (h.started) return;
+  h.started = true;
+  h.chunked = false;
+  const bool close = conn_->ends_connection(seq_);
+  response_head head{status, content_type, extra, close, h.http10 && !close};
+  char* p = conn_->prepare(seq_, response_size(head, 0));
+  conn_->commit(seq_, format_sized_head(p, head, length));
+}
+
 void response_slot::write(std::string_view data) {
   if (data.empty() || !valid()) return;
   http_conn::holder& h = conn_->at(seq_);
@@ -293,6 +306,14 @@ void response_slot::finish() {
     std::memcpy(p, "0\r\n\r\n", 5);
     conn_->commit(seq_, 5);
   }
+  conn_->complete(seq_);
+}
+
+void response_slot::abort() {
+  if (!valid()) return;
+  http_conn::holder& h = conn_->at(seq_);
+  if (!h.started) return;
+  h.close = true;
   conn_->complete(seq_);
 }
 

@@ -36,8 +36,16 @@ class response_slot {
 
   // Streaming response: chunked for HTTP/1.1 (close-delimited for HTTP/1.0).
   void begin(int status, std::string_view content_type, std::span<const http_header> extra = {});
-  void write(std::string_view data);  // one chunk; empty data is ignored
+  // Streaming response of a body whose length is known: Content-Length, then exactly `length`
+  // bytes through write() (the caller's promise; if it cannot keep it, abort()).
+  void begin_sized(int status, std::string_view content_type, uint64_t length,
+                   std::span<const http_header> extra = {});
+  void write(std::string_view data);  // one chunk (or raw bytes when sized); empty is ignored
   void finish();
+  // Ends a begun response that cannot be completed (the upstream died mid-body): what was
+  // written goes out, then the connection closes, so the client sees a truncated message
+  // rather than a short one it would take for whole.
+  void abort();
 
  private:
   friend class http_conn;

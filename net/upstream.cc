@@ -569,6 +569,7 @@ bool upstream_pool::deliver_head(conn_state* cs, const http_response& head) {
   h.mcp_protocol_version = head.mcp_protocol_version;
   h.headers = head.headers;
   h.chunked_or_streaming = head.chunked || head.close_delimited;
+  if (!h.chunked_or_streaming) h.content_length = head.content_length;
   p->ex->on_head(h);
   return cs->p == p;  // false: cancelled (or shut down) from the callback
 }

@@ -66,6 +66,7 @@ struct upstream_response_head {
   std::string_view mcp_protocol_version;
   std::span<const http_header> headers;  // all, in order; views valid only during on_head
   bool chunked_or_streaming = false;     // body length unknown in advance (chunked or until EOF)
+  int64_t content_length = -1;           // the framed body's length; -1: none (or not framed)
 };
 
 // Implemented by the gateway, one per forwarded request. Callbacks come on the shard's thread,

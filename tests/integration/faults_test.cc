@@ -277,9 +277,8 @@ TEST_F(faults, UpstreamResetMidAnswerIs502OrAClose) {
   expect_serving();
 }
 
-// FINDING (open, docs/reliability.md): an upstream that resets after the head and part of a
-// Content-Length JSON body leaves the agent without an answer and its connection open (no 502,
-// no close, seen for 30 s). Enable once the gateway answers or closes.
+// An upstream that resets after the head and part of a Content-Length JSON body (once a
+// finding, docs/reliability.md): the agent gets a 502 or, once the head is relayed, a close.
 TEST_F(faults, UpstreamResetMidJsonBodyIs502OrAClose) {
   raw_upstream up;
   ASSERT_NO_FATAL_FAILURE(start_sluice(up.url()));
@@ -301,6 +300,42 @@ TEST_F(faults, UpstreamResetMidJsonBodyIs502OrAClose) {
   } else {
     EXPECT_TRUE(c.wait_closed(kLong)) << "the client was left hanging after the reset";
   }
+  expect_serving();
+}
+
+// A JSON answer with a Content-Length is relayed as it arrives, never held whole: the agent
+// has the head and the first half of the body while the upstream still holds the second.
+TEST_F(faults, FramedJsonAnswerIsRelayedAsItArrives) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url()));
+  http_client c(port_, kLong);
+  ASSERT_TRUE(c.send_request("POST", "/mcp", call("4", "echo"), mcp_headers()));
+  const int u = up.accept_request();
+  ASSERT_GE(u, 0);
+  const std::string first = R"({"jsonrpc":"2.0","id":4,)";
+  const std::string second = R"("result":{"content":[]}})";
+  ASSERT_TRUE(raw_upstream::write_all(
+      u, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+             std::to_string(first.size() + second.size()) + "\r\n\r\n" + first));
+  auto head = c.read_head(kLong);
+  ASSERT_TRUE(head) << "the head waited for the whole body";
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header_or_empty("content-length"), std::to_string(first.size() + second.size()));
+  std::string body;
+  while (body.size() < first.size()) {
+    auto some = c.read_body_some(kLong);
+    ASSERT_TRUE(some) << "the first half waited for the second: " << body;
+    body += *some;
+  }
+  EXPECT_EQ(body, first);
+  ASSERT_TRUE(raw_upstream::write_all(u, second));
+  while (!c.body_complete()) {
+    auto some = c.read_body_some(kLong);
+    ASSERT_TRUE(some) << body;
+    body += *some;
+  }
+  EXPECT_EQ(body, first + second);
+  ::close(u);
   expect_serving();
 }
 
