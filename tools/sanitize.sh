@@ -19,6 +19,9 @@ suites=("$@")
 if [ ! -f "$dir/build.ninja" ]; then
   meson setup "$dir" --buildtype=debug -Dbenchmarks=false -Db_sanitize="$sanitize" >/dev/null
 fi
+# Regenerate first when meson.build changed since the last setup: introspection reads the
+# build directory as it was configured.
+ninja -C "$dir" build.ninja >/dev/null
 # The ninja targets of the chosen suites' tests and of what they depend on.
 mapfile -t targets < <(meson introspect "$dir" --tests | python3 -c '
 import json, os, sys
