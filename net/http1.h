@@ -52,6 +52,11 @@ struct http_request {
   std::string_view body;
 };
 
+// The value of the first header named `name` (ASCII case-insensitive: names are tokens); ""
+// when there is none.
+[[nodiscard]] std::string_view header_value(std::span<const http_header> headers,
+                                            std::string_view name);
+
 // "OK", "Not Found", ...; "Unknown" for codes not in the table.
 [[nodiscard]] std::string_view reason_phrase(int status);
 

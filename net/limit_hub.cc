@@ -21,6 +21,19 @@ int64_t mono_ns() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
+// What a round trip reports of one key: its window and use, with the lease the node keeps
+// (held) and would like to hold (want).
+cluster_item report_of(const policy::limiter_key& key, const policy::lease_key_view& v,
+                       uint32_t held, uint32_t want) {
+  cluster_item it;
+  it.key = key;
+  it.window_end_ns = v.window_end_ns;
+  it.max = v.max;
+  it.used = v.used;
+  it.held = held;
+  it.want = want;
+  return it;
+}
 }  // namespace
 
 unsigned resolve_shard_count(unsigned configured) {
@@ -184,14 +197,7 @@ bool limit_hub::cluster_round_trip() {
     // books are rebuilt before anyone is granted against them.
     items_.clear();
     ledger_.for_each_key([this](const policy::limiter_key& key, policy::lease_key_view& v) {
-      cluster_item it;
-      it.key = key;
-      it.window_end_ns = v.window_end_ns;
-      it.max = v.max;
-      it.used = v.used;
-      it.held = v.held;
-      it.want = v.held;
-      items_.push_back(it);
+      items_.push_back(report_of(key, v, v.held, v.held));
     });
     if (!cluster_->sync(items_, mono_ns())) {
       cluster_down();
@@ -202,11 +208,6 @@ bool limit_hub::cluster_round_trip() {
   items_.clear();
   gives_.clear();
   ledger_.for_each_active([this](const policy::limiter_key& key, policy::lease_key_view& v) {
-    cluster_item it;
-    it.key = key;
-    it.window_end_ns = v.window_end_ns;
-    it.max = v.max;
-    it.used = v.used;
     uint32_t give = 0;
     uint32_t want = v.held;
     if (v.demand > 0) {
@@ -220,9 +221,7 @@ bool limit_hub::cluster_round_trip() {
       give = v.pool;  // nothing waits here: free lease goes back to the cluster
       want = v.held - give;
     }
-    it.held = v.held - give;
-    it.want = want;
-    items_.push_back(it);
+    items_.push_back(report_of(key, v, v.held - give, want));
     gives_.push_back(give);
   });
   if (items_.empty()) {

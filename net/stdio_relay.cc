@@ -2,22 +2,9 @@
 
 #include <charconv>
 
+#include "net/http1.h"
+
 namespace sluice::net {
-
-namespace {
-
-std::string_view header_value(std::span<const http_header> headers, std::string_view name) {
-  for (const http_header& h : headers) {
-    if (h.name.size() != name.size()) continue;
-    bool eq = true;
-    for (size_t i = 0; i < name.size() && eq; ++i)
-      eq = (h.name[i] | 0x20) == (name[i] | 0x20);
-    if (eq) return h.value;
-  }
-  return {};
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // The hub

@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "net/http1.h"
+
 namespace sluice::net {
 
 namespace {
@@ -25,17 +27,6 @@ constexpr int64_t kBackoffMin = 100 * kMs;
 constexpr int64_t kBackoffMax = 5000 * kMs;
 constexpr int64_t kStableLife = 10'000 * kMs;  // a process that lived this long resets backoff
 constexpr size_t kMaxLine = 16 << 20;          // a longer stdout line is garbage: restart
-
-std::string_view header_value(std::span<const http_header> headers, std::string_view name) {
-  for (const http_header& h : headers) {
-    if (h.name.size() != name.size()) continue;
-    bool eq = true;
-    for (size_t i = 0; i < name.size() && eq; ++i)
-      eq = (h.name[i] | 0x20) == (name[i] | 0x20);
-    if (eq) return h.value;
-  }
-  return {};
-}
 
 // 128 random bits in hex, then "-" and the owning shard's id in decimal: any shard can tell
 // which shard's process a session lives on (net/stdio_relay.h); the random part is what keeps

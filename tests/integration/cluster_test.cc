@@ -60,35 +60,6 @@ int64_t wall_hour() {
       .count();
 }
 
-class temp_file {
- public:
-  explicit temp_file(std::string_view content) {
-    char tmpl[] = "/tmp/sluice-cluster-test-XXXXXX";
-    const int fd = ::mkstemp(tmpl);
-    if (fd >= 0) {
-      path_ = tmpl;
-      (void)!::write(fd, content.data(), content.size());
-      ::close(fd);
-    }
-  }
-  ~temp_file() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-uint16_t port_after(const std::string& out, std::string_view marker) {
-  const size_t m = out.find(marker);
-  if (m == std::string::npos) return 0;
-  const size_t start = m + marker.size();
-  const size_t end = out.find_first_of(" \n", start);
-  const std::string hostport = out.substr(start, end - start);
-  return static_cast<uint16_t>(std::atoi(hostport.c_str() + hostport.rfind(':') + 1));
-}
-
 // The value of an unlabelled metric line ("name value"); -1 when absent.
 int64_t metric(const std::string& text, std::string_view name) {
   size_t at = 0;

@@ -22,22 +22,13 @@ namespace {
 
 using namespace std::chrono_literals;
 using sluice::testing::binary_path;
+using sluice::testing::node;
 using sluice::testing::process;
 
 constexpr auto kRunTimeout = 110s;
 
 std::string source_root() {
   return binary_path("SLUICE_SOURCE_ROOT");
-}
-std::string node() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = dir + "/node";
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
 }
 std::string conformance_js() {
   return source_root() + "/node_modules/@modelcontextprotocol/conformance/dist/index.js";

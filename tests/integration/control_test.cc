@@ -30,10 +30,6 @@ namespace fs = std::filesystem;
 constexpr std::chrono::milliseconds kLong{10000};
 constexpr std::string_view kToken = "s3cret-admin-token";
 
-bool contains(std::string_view s, std::string_view needle) {
-  return s.find(needle) != std::string_view::npos;
-}
-
 std::string call(std::string_view id, std::string_view tool, std::string_view args,
                  std::string_view meta = {}) {
   std::string s = R"({"jsonrpc":"2.0","id":)";
@@ -145,15 +141,6 @@ class control : public ::testing::Test {
     port_ = port_after(out, " listening on ");
     ASSERT_NE(admin_port_, 0) << out;
     ASSERT_NE(port_, 0) << out;
-  }
-
-  static uint16_t port_after(const std::string& out, std::string_view marker) {
-    const size_t m = out.find(marker);
-    if (m == std::string::npos) return 0;
-    const size_t start = m + marker.size();
-    const size_t end = out.find_first_of(" \n", start);
-    const std::string hostport = out.substr(start, end - start);
-    return static_cast<uint16_t>(std::atoi(hostport.c_str() + hostport.rfind(':') + 1));
   }
 
   std::optional<http_response> admin(std::string_view method, std::string_view target,

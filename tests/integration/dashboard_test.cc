@@ -20,14 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 constexpr std::chrono::milliseconds kLong{10000};
 
-uint16_t port_after(const std::string& out, std::string_view marker) {
-  const size_t m = out.find(marker);
-  if (m == std::string::npos) return 0;
-  const size_t start = m + marker.size();
-  const std::string hostport = out.substr(start, out.find_first_of(" \n", start) - start);
-  return static_cast<uint16_t>(std::atoi(hostport.c_str() + hostport.rfind(':') + 1));
-}
-
 TEST(dashboard, approve_in_the_browser_releases_the_call) {
   const char* root_env = std::getenv("SLUICE_SOURCE_ROOT");
   const fs::path root = root_env != nullptr ? fs::path(root_env) : fs::path(".");

@@ -65,20 +65,6 @@ std::string policy_path(std::string_view name) {
   return (base / name).string();
 }
 
-// See gateway_test.cc: the readiness line's port is parsed from its HOST:PORT token.
-bool wait_sluice_ready(process& p, uint16_t& port) {
-  if (!p.wait_for_stdout(")\n", kLong)) return false;
-  const std::string out = p.stdout_text();
-  const size_t m = out.find(" listening on ");
-  if (m == std::string::npos) return false;
-  const size_t start = m + 14;
-  const std::string hostport = out.substr(start, out.find(' ', start) - start);
-  const size_t colon = hostport.rfind(':');
-  if (colon == std::string::npos) return false;
-  port = static_cast<uint16_t>(std::atoi(hostport.c_str() + colon + 1));
-  return port != 0;
-}
-
 class decide_service : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -87,7 +73,7 @@ class decide_service : public ::testing::Test {
     sluice_ = process::spawn(bin, {"serve", "--listen", "127.0.0.1:0", "--policy",
                                    policy_path("decide.json"), "--shards", "2"});
     ASSERT_TRUE(sluice_);
-    ASSERT_TRUE(wait_sluice_ready(*sluice_, port_)) << sluice_->stdout_text();
+    ASSERT_TRUE(wait_sluice_ready(*sluice_, port_, kLong)) << sluice_->stdout_text();
   }
   void TearDown() override {
     if (sluice_ && sluice_->running()) {

@@ -34,10 +34,6 @@ using steady = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kLong{15000};  // a loaded 2-core machine, maybe under ASan
 
-bool contains(std::string_view s, std::string_view needle) {
-  return s.find(needle) != std::string_view::npos;
-}
-
 std::string call(std::string_view id, std::string_view tool) {
   return std::string(R"({"jsonrpc":"2.0","id":)") + std::string(id) +
          R"(,"method":"tools/call","params":{"name":")" + std::string(tool) +

@@ -97,10 +97,6 @@ std::string call(std::string_view id, std::string_view tool, std::string_view ar
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
-bool contains(std::string_view s, std::string_view needle) {
-  return s.find(needle) != std::string_view::npos;
-}
-
 std::string policy_path(std::string_view name) {
   const char* dir = std::getenv("POLICY_DIR");
   std::filesystem::path base = dir != nullptr && *dir != 0
@@ -108,27 +104,6 @@ std::string policy_path(std::string_view name) {
                                    : std::filesystem::path(__FILE__).parent_path() / "policies";
   return (base / name).string();
 }
-
-// A temporary file, removed at the end of the test.
-class temp_file {
- public:
-  explicit temp_file(std::string_view content) {
-    char tmpl[] = "/tmp/sluice-gw-test-XXXXXX";
-    const int fd = ::mkstemp(tmpl);
-    if (fd >= 0) {
-      path_ = tmpl;
-      (void)!::write(fd, content.data(), content.size());
-      ::close(fd);
-    }
-  }
-  ~temp_file() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // A socket on 127.0.0.1 that plays a broken or slow upstream. listening=false: bound but not
 // listening, so a connect is refused (the port stays reserved while the object lives).
@@ -204,23 +179,6 @@ class raw_upstream {
   uint16_t port_ = 0;
   std::vector<int> conns_;
 };
-
-// sluice prints "sluice listening on HOST:PORT (N shards, policy P, upstream URL)". The
-// harness's process::wait_ready() takes the last ':' of the line, which here belongs to the
-// upstream URL, so the port is parsed from the HOST:PORT token itself.
-bool wait_sluice_ready(process& p, uint16_t& port) {
-  if (!p.wait_for_stdout(")\n", kLong)) return false;
-  const std::string out = p.stdout_text();
-  const size_t m = out.find(" listening on ");
-  if (m == std::string::npos) return false;
-  const size_t start = m + 14;
-  const size_t end = out.find(' ', start);
-  const std::string hostport = out.substr(start, end - start);
-  const size_t colon = hostport.rfind(':');
-  if (colon == std::string::npos) return false;
-  port = static_cast<uint16_t>(std::atoi(hostport.c_str() + colon + 1));
-  return port != 0;
-}
 
 // Wall-clock minute index: the PolicyLayer limit's window.
 int64_t minute_now() {
@@ -364,7 +322,7 @@ class gateway : public ::testing::Test {
     opts.capture_stderr = true;
     sluice_ = process::spawn(bin, args, opts);
     ASSERT_TRUE(sluice_) << "spawn " << bin;
-    ASSERT_TRUE(wait_sluice_ready(*sluice_, port_))
+    ASSERT_TRUE(wait_sluice_ready(*sluice_, port_, kLong))
         << "stdout: " << sluice_->stdout_text() << "\nstderr: " << sluice_->stderr_text();
   }
 

@@ -18,6 +18,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 
 extern char** environ;
 
@@ -105,6 +106,47 @@ void append_without_cr(std::string& out, std::string_view s) {
 std::string binary_path(const char* env_var) {
   const char* v = std::getenv(env_var);
   return v == nullptr ? std::string() : std::string(v);
+}
+
+uint16_t port_after(const std::string& out, std::string_view marker) {
+  const size_t m = out.find(marker);
+  if (m == std::string::npos) return 0;
+  const size_t start = m + marker.size();
+  const std::string hostport = out.substr(start, out.find_first_of(" \n", start) - start);
+  const size_t colon = hostport.rfind(':');
+  if (colon == std::string::npos) return 0;
+  return static_cast<uint16_t>(std::atoi(hostport.c_str() + colon + 1));
+}
+
+bool wait_sluice_ready(process& p, uint16_t& port, std::chrono::milliseconds timeout) {
+  if (!p.wait_for_stdout(")\n", timeout)) return false;
+  port = port_after(p.stdout_text(), " listening on ");
+  return port != 0;
+}
+
+std::string node() {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    const std::string candidate = dir + "/node";
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+temp_file::temp_file(std::string_view content) {
+  char tmpl[] = "/tmp/sluice-test-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  if (fd >= 0) {
+    path_ = tmpl;
+    (void)!::write(fd, content.data(), content.size());
+    ::close(fd);
+  }
+}
+
+temp_file::~temp_file() {
+  if (!path_.empty()) ::unlink(path_.c_str());
 }
 
 // ---- process ----

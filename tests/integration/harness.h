@@ -118,6 +118,40 @@ struct run_result {
 [[nodiscard]] run_result run(const std::string& path, const std::vector<std::string>& args,
                              std::chrono::milliseconds timeout = kDefaultTimeout);
 
+// The port of the HOST:PORT token that follows marker in out (up to the next space or newline),
+// e.g. port_after(out, " listening on "); 0 when the marker or the port is missing.
+[[nodiscard]] uint16_t port_after(const std::string& out, std::string_view marker);
+
+// sluice prints "sluice listening on HOST:PORT (N shards, policy P, upstream URL)".
+// process::wait_ready() takes the last ':' of the line, which may belong to the upstream URL,
+// so this waits for the line's end and parses the port from the HOST:PORT token itself.
+[[nodiscard]] bool wait_sluice_ready(process& p, uint16_t& port,
+                                     std::chrono::milliseconds timeout = kDefaultTimeout);
+
+// The first executable "node" on PATH (/usr/bin:/bin when PATH is unset); "" when none.
+[[nodiscard]] std::string node();
+
+// A temporary file holding content, removed when the object goes. path() is "" when it could
+// not be created.
+class temp_file {
+ public:
+  explicit temp_file(std::string_view content);
+  temp_file(const temp_file&) = delete;
+  temp_file& operator=(const temp_file&) = delete;
+  ~temp_file();
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Text
+
+[[nodiscard]] inline bool contains(std::string_view s, std::string_view needle) {
+  return s.find(needle) != std::string_view::npos;
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP/1.1 client
 

@@ -42,17 +42,6 @@ std::string everything_js() {
   return node_modules() + "/@modelcontextprotocol/server-everything/dist/index.js";
 }
 
-std::string node() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = dir + "/node";
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
 struct tmp_dir {
   tmp_dir() {
     std::string tmpl = (fs::temp_directory_path() / "sluice-init-XXXXXX").string();

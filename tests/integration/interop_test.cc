@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,6 +21,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using sluice::testing::binary_path;
+using sluice::testing::node;
 using sluice::testing::process;
 
 constexpr auto kNodeTimeout = 60s;  // node starts slowly on a loaded machine
@@ -34,16 +34,6 @@ std::string node_modules() {
 }
 std::string everything_dir() {
   return node_modules() + "/@modelcontextprotocol/server-everything/dist";
-}
-std::string node() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = dir + "/node";
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
 }
 bool have_node_deps() {
   return !source_root().empty() && !node().empty() &&

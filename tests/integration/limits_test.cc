@@ -41,39 +41,6 @@ std::string policy_dir() {
              : (std::filesystem::path(__FILE__).parent_path() / "policies").string();
 }
 
-class temp_file {
- public:
-  explicit temp_file(std::string_view content) {
-    char tmpl[] = "/tmp/sluice-limits-test-XXXXXX";
-    const int fd = ::mkstemp(tmpl);
-    if (fd >= 0) {
-      path_ = tmpl;
-      (void)!::write(fd, content.data(), content.size());
-      ::close(fd);
-    }
-  }
-  ~temp_file() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// sluice prints "sluice listening on HOST:PORT (N shards, ...)": the port is in the
-// HOST:PORT token (the last ':' of the line may belong to the upstream URL).
-bool wait_sluice_ready(process& p, uint16_t& port) {
-  if (!p.wait_for_stdout(")\n", kLong)) return false;
-  const std::string out = p.stdout_text();
-  const size_t m = out.find(" listening on ");
-  if (m == std::string::npos) return false;
-  const size_t start = m + 14;
-  const std::string hostport = out.substr(start, out.find(' ', start) - start);
-  port = static_cast<uint16_t>(std::atoi(hostport.c_str() + hostport.rfind(':') + 1));
-  return port != 0;
-}
-
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -126,7 +93,7 @@ class limits : public ::testing::Test {
     o.capture_stderr = true;
     sluice_ = process::spawn(bin, args, o);
     ASSERT_TRUE(sluice_);
-    ASSERT_TRUE(wait_sluice_ready(*sluice_, port_)) << sluice_->stderr_text();
+    ASSERT_TRUE(wait_sluice_ready(*sluice_, port_, kLong)) << sluice_->stderr_text();
   }
 
   // SIGTERM; true when it exits 0. Its last stderr line counts reports per shard.

@@ -62,21 +62,6 @@ std::string call(std::string_view id, std::string_view tool, std::string_view ar
          std::string(args) + "}}";
 }
 
-bool contains(std::string_view s, std::string_view needle) {
-  return s.find(needle) != std::string_view::npos;
-}
-
-std::string node() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = dir + "/node";
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
 // A temporary directory with files in it, removed at the end of the test.
 class temp_dir {
  public:
@@ -118,18 +103,6 @@ constexpr std::string_view kPolicyB = R"({"version": "1", "default": "allow",
     "read_file": {"limits": [{"counter": "calls", "window": "day", "max": 2}]}
   }})";
 
-// sluice prints "sluice listening on HOST:PORT (...)": the port is parsed from that token.
-bool wait_sluice_ready(process& p, uint16_t& port) {
-  if (!p.wait_for_stdout(")\n", kLong)) return false;
-  const std::string out = p.stdout_text();
-  const size_t m = out.find(" listening on ");
-  if (m == std::string::npos) return false;
-  const size_t start = m + 14;
-  const std::string hostport = out.substr(start, out.find(' ', start) - start);
-  port = static_cast<uint16_t>(std::atoi(hostport.c_str() + hostport.rfind(':') + 1));
-  return port != 0;
-}
-
 class servers : public ::testing::Test {
  protected:
   void TearDown() override {
@@ -170,7 +143,7 @@ class servers : public ::testing::Test {
     opts.capture_stderr = true;
     sluice_ = process::spawn(binary_path("SLUICE_BIN"), args, opts);
     ASSERT_TRUE(sluice_);
-    ASSERT_TRUE(wait_sluice_ready(*sluice_, port_))
+    ASSERT_TRUE(wait_sluice_ready(*sluice_, port_, kLong))
         << "stdout: " << sluice_->stdout_text() << "\nstderr: " << sluice_->stderr_text();
   }
 
@@ -483,7 +456,7 @@ TEST(stdio_shards, SessionServedFromEveryShardAndDecidedOnce) {
       opts);
   ASSERT_TRUE(sluice);
   uint16_t port = 0;
-  ASSERT_TRUE(wait_sluice_ready(*sluice, port)) << sluice->stderr_text();
+  ASSERT_TRUE(wait_sluice_ready(*sluice, port, kLong)) << sluice->stderr_text();
   EXPECT_TRUE(contains(sluice->stdout_text(), "(2 shards")) << sluice->stdout_text();
 
   http_client first(port);
