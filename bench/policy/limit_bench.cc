@@ -253,13 +253,15 @@ BENCHMARK(BM_LocalLimitCheck_lease_per_thread)->Threads(2)->UseRealTime();
 //   The hub wakes a port's engine::shard after writing to it; these shards are constructed but
 //   never init()ed (no ring, wake fd -1, so wake() is a failed write): the threads poll their
 //   port between batches, as a shard under load does, instead of sleeping on the eventfd.
+// - lease_merge_1ms: the same with a 1 ms merge interval (`--merge-interval-ms 1`, the least
+//   `sluice serve` takes): how much of the lease figure is the time calls wait for the hub.
 // - shared_atomic: every thread decides with one shared_atomic_limiter.
 // - alone: one thread, a lease_limiter of a lone shard and no hub: the floor.
 //
 // A thread that has decided its share keeps turning its port until every thread is done (its
 // unused lease may be claimed for the others' parked calls).
 
-enum class variant { lease, shared_atomic, alone };
+enum class variant { lease, lease_merge_1ms, shared_atomic, alone };
 
 constexpr uint32_t kPerThread = 8192;  // decisions per thread per iteration
 // Decisions between two turns of the limits port: a loop iteration's batch of completions.
@@ -295,9 +297,10 @@ class hot_counter_run {
     bodies_.reserve(kBodies);
     for (size_t i = 0; i < kBodies; ++i)
       bodies_.emplace_back(call_with_id(i));
-    if (v == variant::lease) {
+    if (v == variant::lease || v == variant::lease_merge_1ms) {
       net::limit_hub_options o;
       o.shards = threads;
+      if (v == variant::lease_merge_1ms) o.merge_interval = std::chrono::milliseconds(1);
       hub_ = std::make_unique<net::limit_hub>(o);
       for (unsigned t = 0; t < threads; ++t)
         shards_.push_back(std::make_unique<engine::shard>(t, -1, -1, engine::shard_config{}));
@@ -483,6 +486,8 @@ const char* name_of(variant v) {
   switch (v) {
     case variant::lease:
       return "lease";
+    case variant::lease_merge_1ms:
+      return "lease_merge_1ms";
     case variant::shared_atomic:
       return "shared_atomic";
     case variant::alone:
@@ -496,11 +501,9 @@ const bool kRegistered = [] {
     variant v;
     unsigned threads;
   };
-  constexpr config kConfigs[] = {{variant::alone, 1},
-                                 {variant::lease, 1},
-                                 {variant::shared_atomic, 1},
-                                 {variant::lease, 2},
-                                 {variant::shared_atomic, 2}};
+  constexpr config kConfigs[] = {{variant::alone, 1},         {variant::lease, 1},
+                                 {variant::shared_atomic, 1}, {variant::lease, 2},
+                                 {variant::shared_atomic, 2}, {variant::lease_merge_1ms, 2}};
   for (const bool capped : {false, true}) {
     for (const config& c : kConfigs) {
       const std::string name = std::string(capped ? "BM_HotCounter_capped/" : "BM_HotCounter/") +
@@ -538,6 +541,8 @@ class ratio_reporter : public benchmark::ConsoleReporter {
     out << "\nRatios (items/s, medians):\n";
     ratio(out, "BM_HotCounter/lease/threads:2", "BM_HotCounter/shared_atomic/threads:2",
           "2 shards lease / 2 threads shared atomic (target >= 1.5)");
+    ratio(out, "BM_HotCounter/lease_merge_1ms/threads:2", "BM_HotCounter/shared_atomic/threads:2",
+          "2 shards lease, 1 ms merges / 2 threads shared atomic");
     ratio(out, "BM_HotCounter/lease/threads:2", "BM_HotCounter/lease/threads:1",
           "lease 2 threads / 1 thread");
     ratio(out, "BM_HotCounter/shared_atomic/threads:2", "BM_HotCounter/shared_atomic/threads:1",
