@@ -47,6 +47,7 @@ struct lease_report {
   uint32_t used = 0;           // slots taken in the window (after releases)
   uint32_t returned = 0;       // lease given back since the last report (out of the budget)
   uint32_t demand = 0;         // calls that waited for lease since the last report
+  uint32_t want = 0;           // more lease asked for ahead of need (no call waits on it yet)
   bool answers_claim = false;  // sent in answer to a claim: nothing unused is left
 };
 
@@ -99,9 +100,12 @@ class lease_limiter final : public limiter {
   [[nodiscard]] unsigned shard_id() const { return id_; }
   [[nodiscard]] unsigned shard_count() const { return count_; }
 
-  // Slots of lease a shard keeps at a report, at least, when it has some unused (it keeps
-  // twice its recent peak of calls between reports when that is more).
+  // Slots of lease a shard keeps at a report, at least, when it has some unused.
   static constexpr uint32_t kKeep = 1;
+  // What a shard aims to hold, in multiples of its recent peak of calls between two reports
+  // (the peak decays by a quarter at each report): it gives back what is beyond, and asks for
+  // more ahead of need (lease_report::want) when it holds less than half.
+  static constexpr uint32_t kAhead = 4;
 
  private:
   enum : uint8_t { kDirty = 1, kClosed = 2, kClaimed = 4 };
@@ -149,17 +153,20 @@ size_t lease_limiter::report(Push&& push) {
       kept_.push_back(key);
       continue;
     }
-    uint32_t give = 0;
+    uint32_t give = 0, want = 0;
     const uint32_t unused = e.budget > e.used ? e.budget - e.used : 0;
     const uint32_t recent = e.used > e.used_at_report ? e.used - e.used_at_report : 0;
-    e.peak = std::max(recent, e.peak - e.peak / 4);
-    if (e.demand == 0 && (count_ > 1 || options_.start_empty)) {
+    const uint32_t peak = std::max(recent, e.peak - e.peak / 4);
+    if (count_ > 1 || options_.start_empty) {
       // A lone shard of a lone node keeps all it has: nothing else could use what it gave
-      // back (in a cluster the node hands unused lease back to the others). Else it keeps
-      // twice the recent peak: a burst up to that size before the next report is
-      // admitted here without parking for the hub; the rest goes back to the pool.
-      const uint32_t keep = std::max(kKeep, e.peak > UINT32_MAX / 2 ? UINT32_MAX : 2 * e.peak);
-      if (unused > keep) give = unused - keep;
+      // back (in a cluster the node hands unused lease back to the others). Else it aims to
+      // hold kAhead times its recent peak of calls between reports: beyond that it gives
+      // back (unless calls wait); below half of it, it asks the hub to top it up before it
+      // runs out, so a busy shard on a hot key is granted more while it still admits,
+      // instead of parking calls.
+      const uint32_t aim = std::max(kKeep, peak > UINT32_MAX / kAhead ? UINT32_MAX : kAhead * peak);
+      if (e.demand == 0 && unused > aim) give = unused - aim;
+      if (unused < aim / 2 && (e.flags & kClosed) == 0) want = aim - unused;
     }
     lease_report r;
     r.key = key;
@@ -168,6 +175,7 @@ size_t lease_limiter::report(Push&& push) {
     r.used = e.used;
     r.returned = e.returned + give;
     r.demand = e.demand;
+    r.want = want;
     r.answers_claim = (e.flags & kClaimed) != 0;
     if (!push(static_cast<const lease_report&>(r))) {
       full = true;
@@ -175,6 +183,7 @@ size_t lease_limiter::report(Push&& push) {
       continue;
     }
     ++pushed;
+    e.peak = peak;
     e.budget -= give;
     e.returned = 0;
     e.demand = 0;
@@ -246,6 +255,7 @@ class lease_ledger {
     uint32_t granted = 0;  // lease the shard holds or is being sent, as far as the hub knows
     uint32_t used = 0;     // at the shard's last report
     uint32_t demand = 0;   // unserved
+    uint32_t want = 0;     // asked ahead of need, served from the pool only (never claimed)
     bool claimed = false;  // a claim is in flight
     bool closed = false;   // told the window is spent
     bool fresh = false;    // granted in this settle: it is about to use it, do not claim it
@@ -314,6 +324,7 @@ void lease_ledger::on_report(unsigned shard, const lease_report& r, Send&& send)
   // A shard decides its parked calls again before each report (after the ack of the one
   // before), so a report's demand is what waits now: it replaces, it does not add.
   p.demand = r.demand;
+  p.want = r.want;
   if (r.answers_claim) p.claimed = false;
   if (!k.active) {
     k.active = true;
@@ -409,21 +420,25 @@ void lease_ledger::settle_key(const limiter_key& key, key_state& k, Send&& send)
     any_closed |= p.closed;
     p.fresh = false;
   }
-  if (k.pool > 0 && demand > 0) {
-    // The whole pool to the shards that wait, in proportion to their demand: a busy shard
-    // keeps what it will use and gives the rest back at its next report.
+  const bool served_demand = k.pool > 0 && demand > 0;
+  if (served_demand) {
+    // The pool to the shards that wait, in proportion to their demand, each at most what it
+    // asked for (its waiting calls plus what it wants ahead): what is left stays in the pool
+    // for the others, instead of bouncing from shard to shard.
     const uint32_t pool = k.pool;
     uint32_t left = pool;
     for (unsigned s = 0; s < count_ && left > 0; ++s) {
       per_shard& p = k.shards[s];
       if (p.demand == 0) continue;
       uint64_t g = static_cast<uint64_t>(pool) * p.demand / demand;
+      if (p.want != 0 && g > uint64_t(p.demand) + p.want) g = uint64_t(p.demand) + p.want;
       if (g == 0) g = 1;
       if (g > left) g = left;
       const auto amount = static_cast<uint32_t>(g);
       left -= amount;
       p.granted += amount;
       p.demand = amount >= p.demand ? 0 : p.demand - amount;
+      p.want = 0;
       p.closed = false;
       p.fresh = true;
       reply(s, lease_reply::kind::grant, amount, false);
@@ -442,7 +457,23 @@ void lease_ledger::settle_key(const limiter_key& key, key_state& k, Send&& send)
     demand = 0;
     for (const per_shard& p : k.shards)
       demand += p.demand;
-  } else if (k.pool > 0 && any_closed) {
+  }
+  if (k.pool > 0 && demand == 0 && !any_closed) {
+    // Asked ahead of need: from what is free, never by claiming from another shard (and not
+    // while a shard was told the window is spent: lease that comes back reopens it first).
+    for (unsigned s = 0; s < count_ && k.pool > 0; ++s) {
+      per_shard& p = k.shards[s];
+      if (p.want == 0 || p.demand != 0) continue;
+      const uint32_t amount = p.want < k.pool ? p.want : k.pool;
+      k.pool -= amount;
+      p.granted += amount;
+      p.want = 0;
+      p.closed = false;
+      p.fresh = true;
+      reply(s, lease_reply::kind::grant, amount, false);
+    }
+  }
+  if (!served_demand && k.pool > 0 && any_closed) {
     // Lease came back after some shard was told the window was spent (a released slot):
     // reopen, so its next call asks again instead of being refused locally.
     for (unsigned s = 0; s < count_; ++s) {
