@@ -21,7 +21,7 @@ debug_build() {
 step "install dependencies (apt, npm)" tools/install-deps.sh
 step "build: debug (gcc, werror)" debug_build
 step "asan+ubsan: every suite" tools/sanitize.sh asan
-step "tsan: engine and policy suites" tools/sanitize.sh tsan engine policy
+step "tsan: engine, policy, net and threads suites" tools/sanitize.sh tsan engine policy net threads
 step "fuzz: each libFuzzer target for ${FUZZ_SECONDS:-20}s from its corpus" tools/fuzz.sh "${FUZZ_SECONDS:-20}"
 step "soak: ${SOAK_SECONDS:-15}s of load on the debug build, RSS and fds flat" \
   tools/soak.sh "${SOAK_SECONDS:-15}" build/debug
