@@ -217,17 +217,8 @@ connection* shard::connect(const sockaddr* addr, socklen_t len, std::chrono::nan
   }
   int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return nullptr;
-  connection* c = alloc_slot();
-  if (c == nullptr) {
-    ::close(fd);
-    errno = EAGAIN;
-    return nullptr;
-  }
-  ++outgoing_live_;
-  c->fd_ = fd;
-  c->handler_ = handler;
-  c->outgoing_ = true;
-  c->state_ = connection::state::connecting;
+  connection* c = take_outgoing(fd, handler, connection::state::connecting);
+  if (c == nullptr) return nullptr;
   std::memcpy(&c->peer_, addr, len);
   c->peer_len_ = len;
   c->connect_ts_ = to_kts(timeout.count());
@@ -243,7 +234,18 @@ connection* shard::connect(const sockaddr* addr, socklen_t len, std::chrono::nan
 }
 
 connection* shard::adopt(int fd, connection_handler* handler) {
-  connection* c = outgoing_live_ < config_.max_outgoing && !draining_ ? alloc_slot() : nullptr;
+  if (outgoing_live_ >= config_.max_outgoing || draining_) {
+    ::close(fd);
+    errno = EAGAIN;
+    return nullptr;
+  }
+  connection* c = take_outgoing(fd, handler, connection::state::open);
+  if (c != nullptr) arm_recv(*c);
+  return c;
+}
+
+connection* shard::take_outgoing(int fd, connection_handler* handler, connection::state st) {
+  connection* c = alloc_slot();
   if (c == nullptr) {
     ::close(fd);
     errno = EAGAIN;
@@ -253,8 +255,7 @@ connection* shard::adopt(int fd, connection_handler* handler) {
   c->fd_ = fd;
   c->handler_ = handler;
   c->outgoing_ = true;
-  c->state_ = connection::state::open;
-  arm_recv(*c);
+  c->state_ = st;
   return c;
 }
 

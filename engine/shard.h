@@ -102,6 +102,8 @@ class shard {
   void finalize(connection& c);
   void maybe_release(connection& c);
   connection* alloc_slot();
+  // An outgoing slot for fd (closed, errno EAGAIN, null when no slot is free).
+  connection* take_outgoing(int fd, connection_handler* handler, connection::state st);
   void release_slot(connection& c);
   void push_timer(connection& c);
   void update_now();
