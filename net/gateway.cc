@@ -537,7 +537,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
     abandoned_ = false;
     if (ctl_) ctl_->on_loop(main_.decider, server_deciders_, *this, port_.limiter().live_keys());
     if (port_.receive() && !parked_.empty()) decide_parked();
-    port_.send();
+    port_.send(!parked_.empty());
   }
 
   // stdio exchanges other shards hand over to this one (their sessions' processes live here),

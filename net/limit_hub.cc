@@ -60,13 +60,27 @@ bool limit_hub::port::receive() {
   return decide_again;
 }
 
-void limit_hub::port::send() {
-  if (in_flight_ || !limiter_.has_report()) return;
+void limit_hub::port::send(bool calls_waiting) {
+  if (in_flight_) {
+    if (!calls_waiting) return;
+    // The ack of a plain report is not sent with a wake-up: ask for one, then look once more
+    // (the hub pushes the ack before it reads the flag; one of the two sees the other).
+    wake_on_ack_.store(true, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!to_shard_.empty() && shard_ != nullptr) shard_->wake();
+    return;
+  }
+  if (!limiter_.has_report()) return;
   const size_t n =
       limiter_.report([this](const policy::lease_report& r) { return to_hub_.try_push(r); });
   if (n == 0) return;
   in_flight_ = true;
-  hub_.notify();
+  // The hub polls the queues every merge interval while reports flow; the eventfd is written
+  // only when it has gone idle (blocked until a report). The fence orders the push above
+  // before the flag's load, against the hub's store of the flag before its last look at the
+  // queues (limit_hub::run): one of the two sees the other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (hub_.idle_.load(std::memory_order_relaxed)) hub_.notify();
 }
 
 limit_hub::limit_hub(const limit_hub_options& options)
@@ -96,12 +110,14 @@ limit_hub::~limit_hub() {
 limit_hub::port& limit_hub::attach(unsigned i, engine::shard& s) {
   std::lock_guard lock(shards_mu_);
   shards_[i] = &s;
+  ports_[i]->shard_ = &s;
   return *ports_[i];
 }
 
 void limit_hub::detach(unsigned i) {
   std::lock_guard lock(shards_mu_);
   shards_[i] = nullptr;
+  ports_[i]->shard_ = nullptr;
 }
 
 void limit_hub::start() {
@@ -122,34 +138,48 @@ void limit_hub::notify() {
   [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
 }
 
+bool limit_hub::reports_waiting() const {
+  for (const auto& p : ports_)
+    if (!p->to_hub_.empty()) return true;
+  return false;
+}
+
 void limit_hub::run() {
   int64_t last_merge = 0;
   int64_t last_expire = 0;
+  bool active = false;    // the last merge read reports: look again after one interval
   if (cluster_) merge();  // join the cluster (or log that Redis is unreachable) at start
   for (;;) {
-    bool pending = ledger_.busy();
+    bool pending = active || ledger_.busy();
     for (const auto& q : out_)
       pending |= !q.empty();
-    // Idle: block until a shard reports (or stop); with --cluster, wake for the heartbeat
-    // (liveness and reconnects). Busy: come back after one interval.
-    pollfd p{event_fd_, POLLIN, 0};
-    const int idle_ms = cluster_ ? static_cast<int>(options_.cluster.heartbeat.count()) : -1;
-    const int timeout_ms =
-        pending ? static_cast<int>(options_.merge_interval.count() / 1000) + 1 : idle_ms;
-    (void)::poll(&p, 1, timeout_ms);
-    uint64_t v;
-    [[maybe_unused]] ssize_t n = ::read(event_fd_, &v, sizeof v);
+    if (!pending) {
+      // Idle: say so, then block until a shard reports (or stop); with --cluster, wake for the
+      // heartbeat (liveness and reconnects). A shard writes the eventfd only while idle_ is
+      // set, so reports flowing steadily cost no syscall on either side.
+      idle_.store(true, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (!reports_waiting() && !stopping_.load(std::memory_order_acquire)) {
+        pollfd p{event_fd_, POLLIN, 0};
+        const int idle_ms = cluster_ ? static_cast<int>(options_.cluster.heartbeat.count()) : -1;
+        if (::poll(&p, 1, idle_ms) > 0) {
+          uint64_t v;
+          [[maybe_unused]] ssize_t n = ::read(event_fd_, &v, sizeof v);
+        }
+      }
+      idle_.store(false, std::memory_order_relaxed);
+    }
     if (stopping_.load(std::memory_order_acquire)) return;
-    // Batch: one merge per interval, whatever the number of reports that woke us.
+    // Batch: one merge per interval, whatever the number of reports waiting.
     const int64_t due = last_merge + options_.merge_interval.count() * 1000;
-    const int64_t now = mono_ns();
-    if (now < due) {
+    if (mono_ns() < due) {
       timespec ts{static_cast<time_t>(due / 1'000'000'000), static_cast<long>(due % 1'000'000'000)};
       while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
       }
+      if (stopping_.load(std::memory_order_acquire)) return;
     }
     last_merge = mono_ns();
-    merge();
+    active = merge();
     if (last_merge - last_expire > 1'000'000'000) {
       ledger_.expire(wall_ns());
       last_expire = last_merge;
@@ -157,8 +187,9 @@ void limit_hub::run() {
   }
 }
 
-void limit_hub::merge() {
+bool limit_hub::merge() {
   stats_.merges.fetch_add(1, std::memory_order_relaxed);
+  bool read_any = false;
   auto send = [this](unsigned s, const policy::lease_reply& r) {
     switch (r.what) {
       case policy::lease_reply::kind::grant:
@@ -173,9 +204,14 @@ void limit_hub::merge() {
     out_[s].push_back(r);
   };
   for (unsigned s = 0; s < options_.shards; ++s) {
-    const size_t n =
-        ports_[s]->to_hub_.drain([&](policy::lease_report& r) { ledger_.on_report(s, r, send); });
+    bool waiting = false;  // the shard has calls or asks waiting on this merge
+    const size_t n = ports_[s]->to_hub_.drain([&](policy::lease_report& r) {
+      waiting |= r.demand != 0 || r.want != 0 || r.answers_claim;
+      ledger_.on_report(s, r, send);
+    });
+    if (waiting) wake_[s] = 1;  // its ack lets it report again at once
     if (n != 0) {
+      read_any = true;
       stats_.reports.fetch_add(n, std::memory_order_relaxed);
       reports_from_[s] += n;
       policy::lease_reply ack;
@@ -187,6 +223,7 @@ void limit_hub::merge() {
   if (cluster_ && cluster_round_trip()) ledger_.reopen_closed(send);
   ledger_.settle(send);
   flush_out();
+  return read_any;
 }
 
 bool limit_hub::cluster_round_trip() {
@@ -268,9 +305,19 @@ void limit_hub::flush_out() {
   for (unsigned s = 0; s < options_.shards; ++s) {
     auto& q = out_[s];
     while (!q.empty() && ports_[s]->to_shard_.try_push(q.front())) {
+      // The ack of a plain usage report is taken on the shard's next loop iteration, whenever
+      // that comes: a shard with traffic comes round within microseconds, an idle one has
+      // nothing to report. Grants, claims and closes may free parked calls or be awaited by
+      // other shards; a shard that reported demand is woken by its ack too (merge()).
+      if (q.front().what != policy::lease_reply::kind::ack) wake_[s] = 1;
       q.pop_front();
-      wake_[s] = 1;
     }
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with port::send()
+  for (unsigned s = 0; s < options_.shards; ++s) {
+    if (ports_[s]->wake_on_ack_.load(std::memory_order_relaxed) &&
+        ports_[s]->wake_on_ack_.exchange(false, std::memory_order_relaxed))
+      wake_[s] = 1;
   }
   std::lock_guard lock(shards_mu_);
   for (unsigned s = 0; s < options_.shards; ++s) {

@@ -9,7 +9,9 @@
 // - The hub thread sleeps until a report arrives, then waits out the rest of the merge
 //   interval since its last merge (so reports of all shards are read in one batch), reads
 //   every queue, settles the ledger and sends grants, claims and acks, waking the shards it
-//   wrote to (engine::shard::wake).
+//   sent more than an ack (engine::shard::wake). While reports keep coming it looks at the
+//   queues once per interval without being woken; only an idle hub (a whole interval with no
+//   report) is woken through its eventfd.
 //
 // Why a thread of its own rather than shard 0's loop: the engine's timers are per connection,
 // and the merge step (and, with --cluster, the Redis round trip) must never delay the
@@ -61,7 +63,9 @@ class limit_hub {
     // close arrived). Does not allocate.
     [[nodiscard]] bool receive();
     // Sends the report of the keys touched since the last one, unless one is in flight.
-    void send();
+    // calls_waiting: the shard has parked calls, so the hub's next reply must wake it (the
+    // ack of a plain usage report is otherwise left for the shard's next loop iteration).
+    void send(bool calls_waiting);
 
    private:
     friend class limit_hub;
@@ -70,7 +74,9 @@ class limit_hub {
     policy::lease_limiter limiter_;
     engine::spsc_queue<policy::lease_report> to_hub_;
     engine::spsc_queue<policy::lease_reply> to_shard_;
-    bool in_flight_ = false;  // a report was sent and not yet acknowledged
+    bool in_flight_ = false;                // a report was sent and not yet acknowledged
+    engine::shard* shard_ = nullptr;        // set by attach(), under the hub's shards_mu_
+    std::atomic<bool> wake_on_ack_{false};  // set by the shard, cleared by the hub
   };
 
   explicit limit_hub(const limit_hub_options& options);
@@ -94,8 +100,9 @@ class limit_hub {
 
  private:
   void run();
-  void notify();  // any thread: a report is waiting
-  void merge();
+  void notify();  // any thread: wakes the hub thread
+  bool merge();   // true when it read a report
+  [[nodiscard]] bool reports_waiting() const;
   void flush_out();
   bool cluster_round_trip();  // true when the node has just (re)joined the cluster
   void cluster_down();
@@ -114,6 +121,7 @@ class limit_hub {
   std::vector<uint64_t> reports_from_;
   int event_fd_ = -1;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> idle_{false};  // the hub thread blocks until notify()
   std::thread thread_;
   limit_hub_stats stats_;
 };

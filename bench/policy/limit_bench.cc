@@ -395,7 +395,7 @@ class hot_counter_run {
             decide(b, true);
           redo.clear();
         }
-        port->send();
+        port->send(!parked.empty());
       };
       uint32_t next = t * 7;
       for (uint32_t done = 0; done < kPerThread;) {
