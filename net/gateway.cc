@@ -153,7 +153,7 @@ class forward final : public upstream_exchange {
   std::array<policy::limit_request, kMaxTaken> taken{};
   uint32_t taken_count = 0;
   int64_t taken_at_ns = 0;
-  int64_t sent_ns = 0;        // steady clock, for the upstream latency metric
+  int64_t sent_ns = 0;        // shard loop clock, for the upstream latency metric
   bool pre_streamed = false;  // an approved call whose SSE answer began while it waited
   std::string body;           // held answer
   sse_splitter splitter;
@@ -384,7 +384,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
 
   void mcp_post(route& r, const http_request& req, response_slot& slot,
                 const policy::identity& who) {
-    if (!accepts(req.accept, kJson) || !accepts(req.accept, kEventStream)) {
+    if (!post_accept_ok(req.accept)) {
       return respond_rpc_error(slot, 406, {}, static_cast<int>(policy::rpc_error::invalid_request),
                                "Accept must list application/json and text/event-stream");
     }
@@ -426,6 +426,19 @@ class gateway_shard final : public request_handler, public control::shard_contro
     }
     if (!bd.batch) f->id.assign(msgs[0].id);
     send_upstream(r, req, f);
+  }
+
+  // Whether a POST's Accept lists both JSON and SSE. A client sends the same Accept with every
+  // call: the last value's verdict is remembered rather than the list parsed per call.
+  bool post_accept_ok(std::string_view accept) {
+    if (accept_known_ && accept == accept_last_) return accept_ok_;
+    const bool ok = accepts(accept, kJson) && accepts(accept, kEventStream);
+    if (accept.size() <= kAcceptMemoMax) {
+      accept_last_.assign(accept);  // no allocation once the capacity is reserved
+      accept_ok_ = ok;
+      accept_known_ = true;
+    }
+    return ok;
   }
 
   // Mcp-Method / Mcp-Name (protocol revision 2026-07-28): when present they must say what
@@ -510,7 +523,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
     // A zero handle: the exchange failed inside send() (on_error ran, f is recycled).
     if (ctl_) {
       ctl_->upstream_sent();
-      f->sent_ns = control::steady_ns();
+      f->sent_ns = shard_.now_ns();  // the loop's clock: no clock read per call
     }
     if (const uint64_t h = r.pool->send(up, f); h != 0) f->handle = h;
   }
@@ -654,6 +667,10 @@ class gateway_shard final : public request_handler, public control::shard_contro
   std::unique_ptr<control::shard_control> ctl_;  // null without a control plane
   tools_filter filter_;
   std::string out_;
+  static constexpr size_t kAcceptMemoMax = 256;
+  std::string accept_last_ = std::string(kAcceptMemoMax, '\0');  // capacity reserved
+  bool accept_known_ = false;
+  bool accept_ok_ = false;
   std::string path_;  // the normalised path of the request being routed
   std::vector<relay_message> relay_inbox_;
   std::vector<http_header> headers_;

@@ -14,7 +14,8 @@
 // - A call that finds its shard's lease used up while the hub has not said the window is
 //   spent gets acquire_result::status::wait and counts as demand for the key; the gateway
 //   parks it and decides it again after the next reply from the hub.
-// - After each batch of work a shard reports every key it touched: used, the lease it gave
+// - After each batch of work a shard reports every key it touched (the lone shard of a node
+//   outside a cluster never does: it holds every max whole): used, the lease it gave
 //   back itself (unused lease beyond what it is likely to need before its next report), and
 //   its demand. The ledger puts returns in the key's pool, grants the pool to shards with
 //   demand (in proportion), claims unused lease from idle shards when the pool cannot cover

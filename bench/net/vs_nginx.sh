@@ -3,16 +3,20 @@
 # servers pinned to CPU 1, wrk (1 thread, 64 connections) and the upstream pinned to CPU 0.
 # For each: requests/s, p50, p99 (wrk) and the server's own CPU time per request
 # (utime+stime of its processes over the run / requests) and the kernel's share of it.
+# The gateway pair is followed by bench/net/noop_proxy in front of the same upstream: the
+# cost of the four socket operations of a proxied call alone (no HTTP, no policy), the floor
+# under both.
 #
 #   bench/net/vs_nginx.sh [BUILD_DIR] [SECONDS]      (default build/release, 5; ROUNDS=3)
 #
-# Needs wrk and nginx (apt install wrk nginx-light). Ports 18180-18183 must be free.
+# Needs wrk and nginx (apt install wrk nginx-light). Ports 18180-18184 must be free.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build/release}
 secs=${2:-5}
 sluice=$build/tools/sluice/sluice
 upstream=$build/tools/example_server/sluice-example-server
+noop_proxy=$build/bench/net/noop_proxy
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
@@ -57,7 +61,8 @@ taskset -c 0 "$upstream" --listen 127.0.0.1:18183 >/dev/null & pids+=($!)
 taskset -c 1 "$sluice" serve --policy "$work/policy.json" --listen 127.0.0.1:18180 --shards 1 \
   --upstream http://127.0.0.1:18183/mcp >/dev/null & sluice_pid=$!; pids+=($sluice_pid)
 nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
-wait_port 18180; wait_port 18181; wait_port 18183
+taskset -c 1 "$noop_proxy" 18184 18183 >/dev/null & noop_pid=$!; pids+=($noop_pid)
+wait_port 18180; wait_port 18181; wait_port 18183; wait_port 18184
 nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")")
 
 tck=$(getconf CLK_TCK)
@@ -85,6 +90,7 @@ for ((r = 1; r <= rounds; r++)); do
   run "nginx return 200 (pipelined x16)" 18181 /v1/decide 16 "$nginx_worker"
   run "sluice gateway -> example (x1)" 18180 /mcp 1 "$sluice_pid"
   run "nginx proxy_pass -> example (x1)" 18181 /mcp 1 "$nginx_worker"
+  run "noop_proxy floor -> example (x1)" 18184 /mcp 1 "$noop_pid"
 done
 python3 - "$results" "$tck" "$secs" "$rounds" <<'PY'
 import statistics, sys

@@ -344,7 +344,7 @@ bool shard_control::park_for_approval(const policy::decider& d, const policy::bo
 
 void shard_control::upstream_head(int status, int64_t sent_ns) {
   if (status >= 500) m_.upstream_5xx.add();
-  if (sent_ns != 0) m_.upstream_latency.observe(steady_ns() - sent_ns);
+  if (sent_ns != 0) m_.upstream_latency.observe(shard_.now_ns() - sent_ns);
 }
 
 void shard_control::upstream_failed(uint8_t error) {

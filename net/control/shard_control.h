@@ -84,7 +84,8 @@ class shard_control {
                                        const policy::identity& who,
                                        std::string_view server_name = {});
 
-  // Upstream counters: an exchange sent, its head arrived (status, time since sent), failed.
+  // Upstream counters: an exchange sent, its head arrived (status, time since sent on the
+  // shard's loop clock, engine::shard::now_ns: exact to one loop iteration), failed.
   void upstream_sent() { m_.upstream_requests.add(); }
   void upstream_head(int status, int64_t sent_ns);
   void upstream_failed(uint8_t error);

@@ -141,6 +141,8 @@ TEST(LeaseLimiterTest, AloneItCountsLikeALimiterShardAndNeverWaits) {
   // The window resets exactly at its epoch-aligned end.
   EXPECT_EQ(l.acquire({&r, 1}, kEnd - 1).what, acquire_result::status::limited);
   EXPECT_EQ(l.acquire({&r, 1}, kEnd).what, acquire_result::status::ok);
+  // Nothing for the hub to hear: a lone shard never reports.
+  EXPECT_FALSE(l.has_report());
 }
 
 TEST(LeaseLimiterTest, UsedUpLeaseWaitsThenGetsTheIdleShardsShare) {
