@@ -264,7 +264,8 @@ void shard::run() {
   arm_wake();
   for (;;) {
     // One submit per iteration; with DEFER_TASKRUN this is also where completions are reaped.
-    io_uring_submit_and_wait(&ring_, 1);
+    io_uring_submit_and_wait(&ring_, loop_again_ ? 0 : 1);
+    loop_again_ = false;
     update_now();
     unsigned head;
     unsigned n = 0;

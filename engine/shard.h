@@ -50,6 +50,10 @@ class shard {
   // before sends, so whatever it answers leaves in the same iteration (e.g. drain a queue that
   // another thread fills and wake()s us for). One hook; nullptr removes it.
   void set_loop_hook(std::function<void()> hook) { loop_hook_ = std::move(hook); }
+  // Shard thread: the loop hook has work that arose after it ran this iteration (e.g. a
+  // connection released while its sends were flushed): the next iteration does not wait for
+  // a completion, so the hook runs again at once.
+  void loop_again() { loop_again_ = true; }
 
   // Outgoing connection, handled by the same recv/send machinery. Returns nullptr when out of
   // slots or the socket cannot be created (errno is set); otherwise handler->on_connected
@@ -127,6 +131,7 @@ class shard {
   uint32_t live_ = 0;  // all slots in use
 
   std::function<void()> loop_hook_;
+  bool loop_again_ = false;  // loop_again(): the next iteration does not block
   std::vector<connection*> dirty_;
   std::vector<timer_entry> timers_;  // min-heap on deadline
   int64_t armed_deadline_ = 0;       // deadline of the one armed io_uring timeout; 0 = none

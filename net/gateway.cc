@@ -644,7 +644,13 @@ class gateway_shard final : public request_handler, public control::shard_contro
     return f;
   }
 
-  void on_answers_abandoned() override { abandoned_ = true; }
+  // Called from http_server when a connection owing answers goes away, which may be while the
+  // engine flushes, after this iteration's on_loop(): the next iteration must not wait for a
+  // completion that may never come (an upstream that has sent all it had) before reaping.
+  void on_answers_abandoned() override {
+    abandoned_ = true;
+    shard_.loop_again();
+  }
 
   // An agent that went away while its answer was being relayed, and the upstream sends
   // nothing more to notice it by: stop the exchange and free the upstream connection. Runs
