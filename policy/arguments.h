@@ -12,6 +12,7 @@
 
 #include "policy/hash.h"
 #include "policy/model.h"
+#include "policy/regex_range.h"
 
 namespace re2 {
 class RE2;
@@ -69,6 +70,7 @@ struct compiled_check {
   check_op op = check_op::exists;
   literal value;                       // eq, neq, in, not_in, lt.., contains
   std::shared_ptr<const re2::RE2> re;  // regex, compiled once
+  regex_range range;                   // regex: subjects outside it skip RE2
   std::string pointer;                 // rule id, e.g. /tools/x/deny_if/0
   std::string reason;                  // what the agent is told when this check denies
 };

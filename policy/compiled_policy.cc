@@ -136,6 +136,7 @@ class compiler {
       RE2::Options opts;
       opts.set_log_errors(false);
       c.re = std::make_shared<const RE2>(d.value.string, opts);
+      c.range = regex_range::of(*c.re);
     }
     if (!rule_reason.empty()) {
       c.reason = rule_reason;

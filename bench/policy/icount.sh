@@ -12,7 +12,7 @@ count() {
     awk '/Collected/ {print $NF}'
 }
 declare -A per
-for s in floor extract allowed denied limited regex big_policy big_policy_pattern; do
+for s in floor extract allowed denied limited regex regex_miss big_policy big_policy_pattern; do
   a=$(count "$s" $n); b=$(count "$s" $((2 * n)))
   per[$s]=$(( (b - a) / n ))
   printf '%-20s %6d instructions per call\n' "$s" "${per[$s]}"

@@ -75,6 +75,11 @@ inline const std::vector<scenario>& scenarios() {
          "require":[{"path":"args.path","op":"regex","value":"^/data/[a-z0-9/_-]+\\.parquet$"}],
          "deny_if":[{"path":"args.region","op":"in","value":["us-gov-west-1","cn-north-1"]}]}}})",
        "read_file", policy::verdict::allow},
+      // An anchored regex `deny_if` the path cannot match (the common shape of a deny rule).
+      {"regex_miss",
+       R"({"version":"1","default":"deny","tools":{"read_file":{
+         "deny_if":[{"path":"args.path","op":"regex","value":"^/(etc|root)/"}]}}})",
+       "read_file", policy::verdict::allow},
       {"big_policy", big_policy(), "read_file", policy::verdict::allow},
       // The same policy, the call only matching a pattern: the prefix-indexed search.
       {"big_policy_pattern", big_policy(), "svc512_reports_gets", policy::verdict::allow},

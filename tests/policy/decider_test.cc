@@ -302,6 +302,22 @@ TEST_F(CheckOpTest, Regex) {
   run({R"("op":"regex","value":"^prod-")", R"({})", outcome::fails});
 }
 
+// Anchored patterns skip RE2 for subjects outside their match range (policy/regex_range.h);
+// the answers stay RE2's, including subjects above the range's max that match by a prefix.
+TEST_F(CheckOpTest, RegexAnchoredRange) {
+  run({R"("op":"regex","value":"^/(etc|root)/")", R"({"x":"/data/reports/q3.parquet"})",
+       outcome::fails});
+  run({R"("op":"regex","value":"^/(etc|root)/")", R"({"x":"/root/.ssh/id_rsa"})", outcome::holds});
+  run({R"("op":"regex","value":"^/(etc|root)/")", R"({"x":"/etc"})", outcome::fails});
+  run({R"("op":"regex","value":"^a(bc)?")", R"({"x":"azz"})", outcome::holds});
+  run({R"("op":"regex","value":"(?i)^/(etc|root)/")", R"({"x":"/ETC/passwd"})", outcome::holds});
+  run({R"("op":"regex","value":"(?i)^k")", R"({"x":"\u212a"})", outcome::holds});  // Kelvin
+  run({R"("op":"regex","value":"^\\/x|/etc/")", R"({"x":"/var/etc/x"})", outcome::holds});
+  run({R"("op":"regex","value":"(?m)^/etc/")", R"({"x":"a\n/etc/x"})", outcome::holds});
+  run({R"("op":"regex","value":"^é")", R"({"x":"\u00e9t\u00e9"})", outcome::holds});
+  run({R"("op":"regex","value":"^é")", R"({"x":"\u00eat\u00e9"})", outcome::fails});
+}
+
 TEST_F(CheckOpTest, Contains) {
   run({R"("op":"contains","value":"@evil")", R"({"x":"a@evil.com"})", outcome::holds});
   run({R"("op":"contains","value":"@evil")", R"({"x":"a@good.com"})", outcome::fails});
