@@ -5,15 +5,10 @@
 // that exit non-zero), and the gateway keeps serving. Refusing and hanging upstreams, 5xx and
 // the drain of one in-flight call are in gateway_test.cc. Every wait is a poll with a deadline.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -48,12 +43,6 @@ std::string policy_path(std::string_view name) {
   return (base / name).string();
 }
 
-int remaining_ms(steady::time_point deadline) {
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
-  return ms < 0 ? 0 : static_cast<int>(ms);
-}
-
 // The soft open-file limit raised to the hard one (children inherit it); the new soft limit.
 rlim_t raise_nofile() {
   rlimit rl{};
@@ -62,90 +51,6 @@ rlim_t raise_nofile() {
   if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
   return rl.rlim_cur;
 }
-
-// A listening socket on 127.0.0.1 that plays a broken upstream.
-class raw_upstream {
- public:
-  raw_upstream() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 64) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      return;
-    port_ = ntohs(a.sin_port);
-  }
-  ~raw_upstream() {
-    for (int c : conns_)
-      ::close(c);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/mcp";
-  }
-
-  // Accepts a connection (or takes the next request on `reuse`) and reads one request head and
-  // its Content-Length body. -1 on timeout.
-  int accept_request(std::chrono::milliseconds timeout = kLong) {
-    const auto deadline = steady::now() + timeout;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, remaining_ms(deadline)) != 1) return -1;
-    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) return -1;
-    conns_.push_back(c);
-    std::string request;
-    for (;;) {
-      const size_t head_end = request.find("\r\n\r\n");
-      if (head_end != std::string::npos) {
-        size_t length = 0;
-        for (const char* name : {"Content-Length:", "content-length:"}) {
-          const size_t cl = request.find(name);
-          if (cl != std::string::npos)
-            length = std::strtoul(request.c_str() + cl + 15, nullptr, 10);
-        }
-        if (request.size() >= head_end + 4 + length) return c;
-      }
-      pollfd q{c, POLLIN, 0};
-      if (::poll(&q, 1, remaining_ms(deadline)) != 1) return -1;
-      char buf[4096];
-      const ssize_t n = ::recv(c, buf, sizeof buf, 0);
-      if (n <= 0) return -1;
-      request.append(buf, static_cast<size_t>(n));
-    }
-  }
-  static bool write_all(int c, std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(c, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-  // True when the peer closes connection c (EOF or reset) within timeout; discards its bytes.
-  static bool wait_peer_closed(int c, std::chrono::milliseconds timeout = kLong) {
-    const auto deadline = steady::now() + timeout;
-    for (;;) {
-      pollfd p{c, POLLIN, 0};
-      if (::poll(&p, 1, remaining_ms(deadline)) != 1) return false;
-      char buf[4096];
-      if (::recv(c, buf, sizeof buf, 0) <= 0) return true;
-    }
-  }
-  // Closes with a TCP reset (SO_LINGER 0) instead of a FIN.
-  void reset(int c) {
-    linger l{1, 0};
-    ::setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    ::close(c);
-    std::erase(conns_, c);
-  }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::vector<int> conns_;
-};
 
 std::string chunk(std::string_view data) {
   char size[16];
@@ -219,7 +124,7 @@ TEST_F(faults, UpstreamGarbageIs502) {
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"}) {
     http_client c(port_, kLong);
     ASSERT_TRUE(c.send_request("POST", "/mcp", call("1", "echo"), mcp_headers()));
-    const int u = up.accept_request();
+    const int u = up.accept_request(kLong);
     ASSERT_GE(u, 0) << "the call never reached the upstream";
     ASSERT_TRUE(raw_upstream::write_all(u, garbage));
     auto r = c.read_response(kLong);
@@ -238,7 +143,7 @@ TEST_F(faults, UpstreamResetMidAnswerIs502OrAClose) {
   {
     http_client c(port_, kLong);
     ASSERT_TRUE(c.send_request("POST", "/mcp", call("1", "echo"), mcp_headers()));
-    const int u = up.accept_request();
+    const int u = up.accept_request(kLong);
     ASSERT_GE(u, 0);
     ASSERT_TRUE(raw_upstream::write_all(u, "HTTP/1.1 200 OK\r\nContent-Ty"));
     up.reset(u);
@@ -250,7 +155,7 @@ TEST_F(faults, UpstreamResetMidAnswerIs502OrAClose) {
     // Mid-stream: events already relayed stay relayed, then the stream ends with a close.
     http_client c(port_, kLong);
     ASSERT_TRUE(c.send_request("POST", "/mcp", call("3", "long_job"), mcp_headers()));
-    const int u = up.accept_request();
+    const int u = up.accept_request(kLong);
     ASSERT_GE(u, 0);
     ASSERT_TRUE(raw_upstream::write_all(u,
                                         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -280,7 +185,7 @@ TEST_F(faults, UpstreamResetMidJsonBodyIs502OrAClose) {
   ASSERT_NO_FATAL_FAILURE(start_sluice(up.url()));
   http_client c(port_, kLong);
   ASSERT_TRUE(c.send_request("POST", "/mcp", call("2", "echo"), mcp_headers()));
-  const int u = up.accept_request();
+  const int u = up.accept_request(kLong);
   ASSERT_GE(u, 0);
   ASSERT_TRUE(raw_upstream::write_all(
       u,
@@ -306,7 +211,7 @@ TEST_F(faults, FramedJsonAnswerIsRelayedAsItArrives) {
   ASSERT_NO_FATAL_FAILURE(start_sluice(up.url()));
   http_client c(port_, kLong);
   ASSERT_TRUE(c.send_request("POST", "/mcp", call("4", "echo"), mcp_headers()));
-  const int u = up.accept_request();
+  const int u = up.accept_request(kLong);
   ASSERT_GE(u, 0);
   const std::string first = R"({"jsonrpc":"2.0","id":4,)";
   const std::string second = R"("result":{"content":[]}})";
@@ -331,7 +236,7 @@ TEST_F(faults, FramedJsonAnswerIsRelayedAsItArrives) {
     body += *some;
   }
   EXPECT_EQ(body, first + second);
-  ::close(u);
+  up.close(u);
   expect_serving();
 }
 
@@ -368,7 +273,7 @@ TEST_F(faults, ClientThatVanishesMidStreamFreesTheExchange) {
   for (int round = 0; round < 3; ++round) {
     http_client c(port_, kLong);
     ASSERT_TRUE(c.send_request("POST", "/mcp", call("1", "long_job"), mcp_headers()));
-    const int u = up.accept_request();
+    const int u = up.accept_request(kLong);
     ASSERT_GE(u, 0) << "round " << round << ": the upstream connection was never freed";
     ASSERT_TRUE(raw_upstream::write_all(u,
                                         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -385,7 +290,7 @@ TEST_F(faults, ClientThatVanishesMidStreamFreesTheExchange) {
     for (int i = 2; i < 50; ++i)
       more += chunk(progress_event(i));
     (void)raw_upstream::write_all(u, more);
-    EXPECT_TRUE(raw_upstream::wait_peer_closed(u))
+    EXPECT_TRUE(raw_upstream::wait_peer_closed(u, kLong))
         << "round " << round << ": the upstream connection outlived its client";
     up.reset(u);
   }

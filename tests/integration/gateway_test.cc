@@ -2,15 +2,12 @@
 // sluice-example-server (or a raw socket playing a broken upstream) behind it. /_calls on the
 // example server proves what reached the upstream. Every wait is a poll with a deadline.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <simdjson.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -104,81 +101,6 @@ std::string policy_path(std::string_view name) {
                                    : std::filesystem::path(__FILE__).parent_path() / "policies";
   return (base / name).string();
 }
-
-// A socket on 127.0.0.1 that plays a broken or slow upstream. listening=false: bound but not
-// listening, so a connect is refused (the port stays reserved while the object lives).
-class raw_upstream {
- public:
-  explicit raw_upstream(bool listening) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
-    if (listening && ::listen(fd_, 64) != 0) return;
-    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) return;
-    port_ = ntohs(a.sin_port);
-  }
-  ~raw_upstream() {
-    for (int c : conns_)
-      ::close(c);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] uint16_t port() const { return port_; }
-  [[nodiscard]] std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/mcp";
-  }
-
-  // Accepts one connection and reads one request (head + Content-Length body). -1 on timeout.
-  int accept_request(std::string& request, std::chrono::milliseconds timeout = kLong) {
-    const auto deadline = steady::now() + timeout;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, remaining(deadline)) != 1) return -1;
-    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) return -1;
-    conns_.push_back(c);
-    request.clear();
-    for (;;) {
-      const size_t head_end = request.find("\r\n\r\n");
-      if (head_end != std::string::npos) {
-        size_t length = 0;
-        const size_t cl = lower(request).find("content-length:");
-        if (cl != std::string::npos) length = std::strtoul(request.c_str() + cl + 15, nullptr, 10);
-        if (request.size() >= head_end + 4 + length) return c;
-      }
-      pollfd q{c, POLLIN, 0};
-      if (::poll(&q, 1, remaining(deadline)) != 1) return -1;
-      char buf[4096];
-      const ssize_t n = ::recv(c, buf, sizeof buf, 0);
-      if (n <= 0) return -1;
-      request.append(buf, static_cast<size_t>(n));
-    }
-  }
-  static bool write_all(int c, std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(c, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
- private:
-  static int remaining(steady::time_point deadline) {
-    const auto ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
-    return ms < 0 ? 0 : static_cast<int>(ms);
-  }
-  static std::string lower(std::string s) {
-    for (char& ch : s)
-      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-    return s;
-  }
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::vector<int> conns_;
-};
 
 // Wall-clock minute index: the PolicyLayer limit's window.
 int64_t minute_now() {
@@ -986,7 +908,7 @@ TEST_F(gateway, HangingUpstreamIs504AndOthersAreUnaffected) {
   ASSERT_TRUE(
       slow.send_request("POST", "/mcp", call("1", "echo", R"({"text":"h"})"), mcp_headers()));
   std::string request;
-  ASSERT_GE(hang.accept_request(request), 0) << "the call never reached the upstream";
+  ASSERT_GE(hang.accept_request(request, kLong), 0) << "the call never reached the upstream";
   EXPECT_TRUE(contains(request, R"("name":"echo")")) << request;
 
   // Meanwhile another client is answered (a refusal needs no upstream).
@@ -1017,7 +939,7 @@ TEST_F(gateway, Upstream5xxGivesRateLimitSlotsBack) {
     ASSERT_TRUE(
         c.send_request("POST", "/mcp", call(std::to_string(i), "echo", "{}"), mcp_headers()));
     std::string request;
-    const int u = up.accept_request(request);
+    const int u = up.accept_request(request, kLong);
     ASSERT_GE(u, 0) << "call " << i << " did not reach the upstream";
     ASSERT_TRUE(raw_upstream::write_all(u, busy));
     auto r = c.read_response(kLong);
@@ -1034,7 +956,7 @@ std::optional<http_response> list_through(uint16_t port, raw_upstream& up,
   http_client c(port);
   if (!c.send_request("POST", "/mcp", rpc("1", "tools/list"), mcp_headers())) return {};
   std::string request;
-  const int u = up.accept_request(request);
+  const int u = up.accept_request(request, kLong);
   if (u < 0) return {};
   if (!raw_upstream::write_all(u, std::string(answer_head) + std::string(answer_body))) return {};
   return c.read_response(kLong);
@@ -1074,7 +996,7 @@ class gateway_sse_list : public gateway {
     http_client c(port_);
     if (!c.send_request("POST", "/mcp", rpc("1", "tools/list"), mcp_headers())) return "<send>";
     std::string request;
-    const int u = up.accept_request(request);
+    const int u = up.accept_request(request, kLong);
     if (u < 0) return "<no upstream request>";
     raw_upstream::write_all(
         u,
@@ -1195,7 +1117,7 @@ TEST_F(gateway, SseEventsAreRelayedAsTheyArrive) {
       "POST", "/mcp", rpc("1", "tools/call", R"({"name":"long_job","_meta":{"progressToken":1}})"),
       mcp_headers()));
   std::string request;
-  const int u = up.accept_request(request);
+  const int u = up.accept_request(request, kLong);
   ASSERT_GE(u, 0);
   ASSERT_TRUE(raw_upstream::write_all(
       u,
@@ -1237,7 +1159,7 @@ TEST_F(gateway, SigtermDrainsAnInFlightCall) {
   ASSERT_TRUE(
       c.send_request("POST", "/mcp", call("1", "echo", R"({"text":"late"})"), mcp_headers()));
   std::string request;
-  const int u = up.accept_request(request);
+  const int u = up.accept_request(request, kLong);
   ASSERT_GE(u, 0) << "the call never reached the upstream";
   ASSERT_TRUE(sluice_->signal(SIGTERM));
   ASSERT_TRUE(sluice_->wait_for_stderr("draining", kLong)) << sluice_->stderr_text();

@@ -57,6 +57,23 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// The Content-Length of a request or response head (any case); 0 when absent.
+size_t content_length(std::string_view head) {
+  while (!head.empty()) {
+    const size_t nl = head.find('\n');
+    const std::string_view line = head.substr(0, nl);
+    head = nl == std::string_view::npos ? std::string_view() : head.substr(nl + 1);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || !iequals(trim(line.substr(0, colon)), "content-length"))
+      continue;
+    const std::string_view value = trim(line.substr(colon + 1));
+    size_t length = 0;
+    std::from_chars(value.data(), value.data() + value.size(), length);
+    return length;
+  }
+  return 0;
+}
+
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
   fd = -1;
@@ -720,6 +737,89 @@ bool http_client::wait_closed(std::chrono::milliseconds timeout) {
     if (!fill(deadline) && !eof_) return false;
   }
   return true;
+}
+
+// ---- Scripted upstream ----
+
+raw_upstream::raw_upstream(bool listening) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
+  if (listening && ::listen(fd_, 64) != 0) return;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) return;
+  port_ = ntohs(a.sin_port);
+}
+
+raw_upstream::~raw_upstream() {
+  for (int c : conns_)
+    ::close(c);
+  close_fd(fd_);
+}
+
+std::string raw_upstream::url() const {
+  return "http://127.0.0.1:" + std::to_string(port_) + "/mcp";
+}
+
+int raw_upstream::accept_request(std::string& request, std::chrono::milliseconds timeout) {
+  const auto deadline = clock::now() + timeout;
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, ms_left(deadline)) != 1) return -1;
+  const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (c < 0) return -1;
+  conns_.push_back(c);
+  request.clear();
+  for (;;) {
+    const size_t head_end = request.find("\r\n\r\n");
+    if (head_end != std::string::npos &&
+        request.size() >=
+            head_end + 4 + content_length(std::string_view(request).substr(0, head_end)))
+      return c;
+    pollfd q{c, POLLIN, 0};
+    if (::poll(&q, 1, ms_left(deadline)) != 1) return -1;
+    char buf[4096];
+    const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+    if (n <= 0) return -1;
+    request.append(buf, static_cast<size_t>(n));
+  }
+}
+
+int raw_upstream::accept_request(std::chrono::milliseconds timeout) {
+  std::string request;
+  return accept_request(request, timeout);
+}
+
+bool raw_upstream::write_all(int c, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(c, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+bool raw_upstream::wait_peer_closed(int c, std::chrono::milliseconds timeout) {
+  const auto deadline = clock::now() + timeout;
+  for (;;) {
+    pollfd p{c, POLLIN, 0};
+    if (::poll(&p, 1, ms_left(deadline)) != 1) return false;
+    char buf[4096];
+    if (::recv(c, buf, sizeof buf, 0) <= 0) return true;
+  }
+}
+
+void raw_upstream::close(int c) {
+  ::close(c);
+  std::erase(conns_, c);
+}
+
+void raw_upstream::reset(int c) {
+  linger l{1, 0};
+  ::setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(c);
 }
 
 // ---- MCP ----

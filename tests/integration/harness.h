@@ -1,7 +1,7 @@
 #pragma once
 // Integration-test harness: start real processes, wait for their readiness line, talk HTTP/1.1
-// to them on 127.0.0.1, stop them. Every wait is a poll() (or a condition variable fed by one)
-// with a deadline; nothing sleeps.
+// to them on 127.0.0.1, play a scripted upstream for them, stop them. Every wait is a poll() (or a
+// condition variable fed by one) with a deadline; nothing sleeps.
 //
 // Binaries come from meson through environment variables (tests/integration/meson.build):
 // SLUICE_BIN, EXAMPLE_SERVER_BIN. Use binary_path("EXAMPLE_SERVER_BIN").
@@ -248,6 +248,48 @@ class http_client {
   size_t remaining_ = 0;     // framing::length: body bytes left; chunked: data left in chunk
   bool chunk_crlf_ = false;  // chunked: the CRLF after a chunk's data is owed
   std::string events_;       // SSE: decoded body bytes not yet returned as events
+};
+
+// ---------------------------------------------------------------------------------------------
+// Scripted upstream
+
+// A TCP socket on 127.0.0.1 that plays an upstream whose every answer byte the test writes:
+// broken, slow, or framed exactly so. listening=false: bound but not listening, so a connect
+// is refused (the port stays reserved while the object lives). Owns the connections it
+// accepts and closes them when it goes.
+class raw_upstream {
+ public:
+  explicit raw_upstream(bool listening = true);
+  raw_upstream(const raw_upstream&) = delete;
+  raw_upstream& operator=(const raw_upstream&) = delete;
+  ~raw_upstream();
+
+  // 0 when the socket could not be bound.
+  [[nodiscard]] uint16_t port() const { return port_; }
+  // http://127.0.0.1:PORT/mcp
+  [[nodiscard]] std::string url() const;
+
+  // Accepts one connection and reads one request from it (the head and a Content-Length body)
+  // into request. The connection, or -1 on timeout or EOF.
+  [[nodiscard]] int accept_request(std::string& request,
+                                   std::chrono::milliseconds timeout = kDefaultTimeout);
+  // The same, the request read and dropped.
+  [[nodiscard]] int accept_request(std::chrono::milliseconds timeout = kDefaultTimeout);
+
+  // Writes all of bytes to connection c; false when the peer has gone.
+  static bool write_all(int c, std::string_view bytes);
+  // True when the peer closes connection c (EOF or reset) within timeout; discards its bytes.
+  [[nodiscard]] static bool wait_peer_closed(int c,
+                                             std::chrono::milliseconds timeout = kDefaultTimeout);
+  // Closes connection c with a FIN ...
+  void close(int c);
+  // ... or with a TCP reset (SO_LINGER 0).
+  void reset(int c);
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::vector<int> conns_;
 };
 
 // ---------------------------------------------------------------------------------------------
