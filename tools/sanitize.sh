@@ -12,7 +12,8 @@ shift
 case "$mode" in
   asan) dir=build/asan sanitize=address,undefined default_suites=() extra=() ;;
   # -Wno-tsan: GCC warns that TSan does not model atomic_thread_fence, which Asio's
-  # fenced blocks use (the control plane's admin server); the data plane uses no fences.
+  # fenced blocks use (the control plane's admin server); the limits hub's wake handshake
+  # (net/limit_hub.cc) fences only atomics, so no report can hinge on a fence.
   tsan) dir=build/tsan sanitize=thread default_suites=(engine policy) extra=(-Dcpp_args=-Wno-tsan) ;;
   *) echo "sanitize: unknown mode $mode" >&2; exit 2 ;;
 esac

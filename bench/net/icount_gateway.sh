@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Instructions per proxied call in the gateway's own code (user space), and where they go:
+# runs `sluice serve` under callgrind in front of sluice-example-server, drives it with wrk
+# (the ~300-byte tools/call of bench/net/tools_call.lua, 4 connections) and divides each
+# function's inclusive instruction count by the calls served. Repeatable on a busy machine,
+# unlike CPU time; the kernel's part (the socket operations) is not counted.
+#   bench/net/icount_gateway.sh [BUILD_DIR] [SECONDS]     (default build/release, 8)
+# Needs valgrind and wrk. Ports 18190 and 18193 must be free.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$root/build/release}
+secs=${2:-8}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+cat > "$work/policy.json" <<JSON
+{"version":"1","default":"deny","tools":{"read_file":{
+  "deny_if":[{"path":"args.path","op":"regex","value":"^/(etc|root)/"}],
+  "limits":[{"counter":"reads","window":"day","max":4000000000,"scope":"grant"}]}}}
+JSON
+up() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+for p in 18190 18193; do  # SO_REUSEPORT would let a leftover server share the port silently
+  if up $p; then echo "port $p is in use" >&2; exit 1; fi
+done
+"$build/tools/example_server/sluice-example-server" --listen 127.0.0.1:18193 >/dev/null & pids+=($!)
+valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+  "$build/tools/sluice/sluice" serve --policy "$work/policy.json" --listen 127.0.0.1:18190 \
+  --shards 1 --upstream http://127.0.0.1:18193/mcp >"$work/out" 2>"$work/err" & sluice_pid=$!
+for _ in $(seq 300); do grep -q listening "$work/out" && up 18193 && break; sleep 0.1; done
+grep -q listening "$work/out" && up 18193 || { echo "not ready" >&2; cat "$work/err" >&2; exit 1; }
+wrk_out=$(PIPELINE=1 TARGET_PATH=/mcp wrk -t1 -c4 -d"${secs}s" -s "$root/bench/net/tools_call.lua" \
+          http://127.0.0.1:18190)
+calls=$(awk '/requests in/ {print $1}' <<<"$wrk_out")
+if grep -q "Non-2xx" <<<"$wrk_out"; then  # an error answer costs less: it would skew the count
+  echo "some calls were not answered 200:" >&2; echo "$wrk_out" >&2; exit 1
+fi
+kill -TERM "$sluice_pid"
+wait "$sluice_pid" || true
+echo "$calls calls proxied under callgrind; instructions per call (inclusive):"
+callgrind_annotate --inclusive=yes --threshold=100 "$work/cg.out" 2>/dev/null |
+  awk -v n="$calls" '/^ *[0-9,]+ \( *[0-9.]+%\) / {
+    ir = $1; gsub(",", "", ir)
+    name = $0; sub(/^ *[0-9,]+ \( *[0-9.]+%\) +/, "", name)
+    sub(/^\?\?\?:/, "", name); sub(/ \[[^]]*\]$/, "", name)
+    gsub(/\(anonymous namespace\)/, "{anon}", name)
+    sub(/\(.*$/, "", name)
+    if (ir / n >= 100) printf "%8d  %s\n", ir / n, name }' | head -50
