@@ -35,10 +35,15 @@ calls=$(awk '/requests in/ {print $1}' <<<"$wrk_out")
 if grep -q "Non-2xx" <<<"$wrk_out"; then  # an error answer costs less: it would skew the count
   echo "some calls were not answered 200:" >&2; echo "$wrk_out" >&2; exit 1
 fi
-kill -TERM "$sluice_pid"
-wait "$sluice_pid" || true
+# Dump through vgdb (it interrupts the blocking io_uring_enter under valgrind, which a
+# SIGTERM does not always), then stop it the hard way: the profile is written.
+timeout 60 callgrind_control --dump "$sluice_pid" >/dev/null 2>&1
+kill -KILL "$sluice_pid"
+wait "$sluice_pid" 2>/dev/null || true
+profile=$(ls "$work"/cg.out.* 2>/dev/null | head -1)
+[ -n "$profile" ] || { echo "callgrind wrote no profile" >&2; exit 1; }
 echo "$calls calls proxied under callgrind; instructions per call (inclusive):"
-callgrind_annotate --inclusive=yes --threshold=100 "$work/cg.out" 2>/dev/null |
+callgrind_annotate --inclusive=yes --threshold=100 "$profile" 2>/dev/null |
   awk -v n="$calls" '/^ *[0-9,]+ \( *[0-9.]+%\) / {
     ir = $1; gsub(",", "", ir)
     name = $0; sub(/^ *[0-9,]+ \( *[0-9.]+%\) +/, "", name)
