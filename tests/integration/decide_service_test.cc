@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -55,14 +54,6 @@ std::string call(std::string_view id, std::string_view tool, std::string_view ar
   return std::string(R"({"jsonrpc":"2.0","id":)") + std::string(id) +
          R"(,"method":"tools/call","params":{"name":")" + std::string(tool) + R"(","arguments":)" +
          std::string(args) + "}}";
-}
-
-std::string policy_path(std::string_view name) {
-  const char* dir = std::getenv("POLICY_DIR");
-  std::filesystem::path base = dir != nullptr && *dir != 0
-                                   ? std::filesystem::path(dir)
-                                   : std::filesystem::path(__FILE__).parent_path() / "policies";
-  return (base / name).string();
 }
 
 class decide_service : public ::testing::Test {

@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,14 +32,6 @@ std::string call(std::string_view id, std::string_view tool) {
   return std::string(R"({"jsonrpc":"2.0","id":)") + std::string(id) +
          R"(,"method":"tools/call","params":{"name":")" + std::string(tool) +
          R"(","arguments":{}}})";
-}
-
-std::string policy_path(std::string_view name) {
-  const char* dir = std::getenv("POLICY_DIR");
-  std::filesystem::path base = dir != nullptr && *dir != 0
-                                   ? std::filesystem::path(dir)
-                                   : std::filesystem::path(__FILE__).parent_path() / "policies";
-  return (base / name).string();
 }
 
 // The soft open-file limit raised to the hard one (children inherit it); the new soft limit.

@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
-#include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
@@ -93,13 +92,6 @@ std::string call(std::string_view id, std::string_view tool, std::string_view ar
 
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
-}
-std::string policy_path(std::string_view name) {
-  const char* dir = std::getenv("POLICY_DIR");
-  std::filesystem::path base = dir != nullptr && *dir != 0
-                                   ? std::filesystem::path(dir)
-                                   : std::filesystem::path(__FILE__).parent_path() / "policies";
-  return (base / name).string();
 }
 
 // Wall-clock minute index: the PolicyLayer limit's window.

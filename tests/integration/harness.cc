@@ -18,6 +18,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 extern char** environ;
@@ -123,6 +124,14 @@ void append_without_cr(std::string& out, std::string_view s) {
 std::string binary_path(const char* env_var) {
   const char* v = std::getenv(env_var);
   return v == nullptr ? std::string() : std::string(v);
+}
+
+std::string policy_path(std::string_view name) {
+  const char* dir = std::getenv("POLICY_DIR");
+  const std::filesystem::path base =
+      dir != nullptr && *dir != 0 ? std::filesystem::path(dir)
+                                  : std::filesystem::path(__FILE__).parent_path() / "policies";
+  return (base / name).string();
 }
 
 uint16_t port_after(const std::string& out, std::string_view marker) {

@@ -27,6 +27,10 @@ inline constexpr std::chrono::milliseconds kDefaultTimeout{5000};
 // The value of an environment variable naming a built binary; empty when unset.
 [[nodiscard]] std::string binary_path(const char* env_var);
 
+// A policy file of tests/integration/policies: under $POLICY_DIR (meson test sets it), else
+// beside this source file.
+[[nodiscard]] std::string policy_path(std::string_view name);
+
 // ---------------------------------------------------------------------------------------------
 // Processes
 

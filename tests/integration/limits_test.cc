@@ -13,7 +13,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
-#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -32,13 +31,6 @@ std::string call(int id, std::string_view tool, std::string_view args) {
   return R"({"jsonrpc":"2.0","id":)" + std::to_string(id) +
          R"(,"method":"tools/call","params":{"name":")" + std::string(tool) + R"(","arguments":)" +
          std::string(args) + "}}";
-}
-
-std::string policy_dir() {
-  const char* dir = std::getenv("POLICY_DIR");
-  return dir != nullptr && *dir != 0
-             ? std::string(dir)
-             : (std::filesystem::path(__FILE__).parent_path() / "policies").string();
 }
 
 int64_t wall_ms() {
@@ -172,7 +164,7 @@ class limits : public ::testing::Test {
 TEST_F(limits, PolicyLayerExampleAdmitsExactlyTenOverTwoShards) {
   ASSERT_NO_FATAL_FAILURE(start_upstream());
   for (int attempt = 0; attempt < 3; ++attempt) {
-    ASSERT_NO_FATAL_FAILURE(start_sluice(policy_dir() + "/policylayer.json"));
+    ASSERT_NO_FATAL_FAILURE(start_sluice(policy_path("policylayer.json")));
     const int64_t minute = wall_ms() / 60000;
     const int allowed = hammer("/mcp", 4, 4, 3, [](int id) {
       return call(id, "policy_generation_start", R"({"job_name":"j"})");

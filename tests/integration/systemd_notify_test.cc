@@ -56,12 +56,6 @@ class notify_socket {
   std::string path_;
 };
 
-std::string policy_path(std::string_view name) {
-  const char* dir = std::getenv("POLICY_DIR");
-  return (std::filesystem::path(dir != nullptr ? dir : "tests/integration/policies") / name)
-      .string();
-}
-
 TEST(systemd_notify, ReadyWatchdogAndStopping) {
   notify_socket sock;
   ASSERT_FALSE(sock.path().empty());
