@@ -5,11 +5,14 @@
 // - Shard i owns a port: its policy::lease_limiter (what its decider counts with) and two
 //   bounded SPSC queues, reports to the hub and replies back. The shard's loop hook drains
 //   replies, lets the gateway decide its parked calls again, then sends the report of the
-//   keys it touched (at most one report in flight per shard) and wakes the hub's eventfd.
+//   keys it touched (at most one report in flight per shard), waking the hub's eventfd only
+//   when the hub has gone idle.
 // - The hub thread sleeps until a report arrives, then waits out the rest of the merge
 //   interval since its last merge (so reports of all shards are read in one batch), reads
-//   every queue, settles the ledger and sends grants, claims and acks, waking the shards it
-//   sent more than an ack (engine::shard::wake). While reports keep coming it looks at the
+//   every queue, settles the ledger and sends grants, claims and acks, waking the shards that
+//   must act on them (engine::shard::wake): grants, claims, closes, and the acks of reports
+//   with demand, want or a claim's answer, or of a shard that asked (calls parked). A plain
+//   ack waits for the shard's next loop iteration. While reports keep coming it looks at the
 //   queues once per interval without being woken; only an idle hub (a whole interval with no
 //   report) is woken through its eventfd.
 //

@@ -87,10 +87,11 @@ class lease_limiter final : public limiter {
   [[nodiscard]] bool has_report() const { return !dirty_.empty(); }
 
   // Hands one lease_report per touched key to push (bool push(const lease_report&)) until it
-  // returns false; keys that did not fit stay for the next report. Unused lease beyond twice
-  // the key's recent peak of calls between reports (at least kKeep slots) is given back with
-  // the report, unless calls are waiting on the key or this is the only shard of a process
-  // without a cluster. Returns the number of reports pushed.
+  // returns false; keys that did not fit stay for the next report. Unused lease beyond kAhead
+  // times the key's recent peak of calls between reports (at least kKeep slots) is given back
+  // with the report, unless calls are waiting on the key. (The lone shard of a node outside a
+  // cluster has nothing to report: touch() lists no key.) Returns the number of reports
+  // pushed.
   template <typename Push>
   size_t report(Push&& push);
 
@@ -158,17 +159,14 @@ size_t lease_limiter::report(Push&& push) {
     const uint32_t unused = e.budget > e.used ? e.budget - e.used : 0;
     const uint32_t recent = e.used > e.used_at_report ? e.used - e.used_at_report : 0;
     const uint32_t peak = std::max(recent, e.peak - e.peak / 4);
-    if (count_ > 1 || options_.start_empty) {
-      // A lone shard of a lone node keeps all it has: nothing else could use what it gave
-      // back (in a cluster the node hands unused lease back to the others). Else it aims to
-      // hold kAhead times its recent peak of calls between reports: beyond that it gives
-      // back (unless calls wait); below half of it, it asks the hub to top it up before it
-      // runs out, so a busy shard on a hot key is granted more while it still admits,
-      // instead of parking calls.
-      const uint32_t aim = std::max(kKeep, peak > UINT32_MAX / kAhead ? UINT32_MAX : kAhead * peak);
-      if (e.demand == 0 && unused > aim) give = unused - aim;
-      if (unused < aim / 2 && (e.flags & kClosed) == 0) want = aim - unused;
-    }
+    // A shard aims to hold kAhead times its recent peak of calls between reports: beyond that
+    // it gives back (unless calls wait); below half of it, it asks the hub to top it up
+    // before it runs out, so a busy shard on a hot key is granted more while it still admits,
+    // instead of parking calls. (A lone shard of a lone node, which keeps all it has, never
+    // gets here: touch() lists no key for it.)
+    const uint32_t aim = std::max(kKeep, peak > UINT32_MAX / kAhead ? UINT32_MAX : kAhead * peak);
+    if (e.demand == 0 && unused > aim) give = unused - aim;
+    if (unused < aim / 2 && (e.flags & kClosed) == 0) want = aim - unused;
     lease_report r;
     r.key = key;
     r.window_end_ns = e.window_end_ns;
