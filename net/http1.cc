@@ -161,4 +161,36 @@ size_t format_stream_head(char* out, const response_head& head, bool chunked) {
   return size_t(p - out);
 }
 
+namespace {
+
+// Whether a byte of the 8 in v is zero (exact as a yes/no answer).
+bool has_zero_byte(uint64_t v) {
+  return ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull) != 0;
+}
+
+bool word_has_cr_or_lf(uint64_t v) {
+  return has_zero_byte(v ^ 0x0d0d0d0d0d0d0d0dull) || has_zero_byte(v ^ 0x0a0a0a0a0a0a0a0aull);
+}
+
+}  // namespace
+
+bool has_cr_or_lf(std::string_view s) {
+  // The last step overlaps the one before it. A byte-by-byte loop here was the top
+  // user-space line of a proxied call (~570 instructions for its four headers).
+  const char* p = s.data();
+  const size_t n = s.size();
+  if (n < 8) {
+    for (size_t i = 0; i < n; ++i)
+      if (p[i] == '\r' || p[i] == '\n') return true;
+    return false;
+  }
+  uint64_t v;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    std::memcpy(&v, p + i, 8);
+    if (word_has_cr_or_lf(v)) return true;
+  }
+  std::memcpy(&v, p + n - 8, 8);
+  return word_has_cr_or_lf(v);
+}
+
 }  // namespace sluice::net

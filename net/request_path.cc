@@ -27,14 +27,16 @@ bool normalize_request_path(std::string_view target, std::string& out, std::stri
     return false;
   }
   for (size_t i = 0; i < target.size(); ++i) {
-    const char c = target[i];
-    if (c == '\\') {
+    // Copy the run up to the next '%' or '\\' in one append (a path is usually one run).
+    size_t j = i;
+    while (j < target.size() && target[j] != '%' && target[j] != '\\')
+      ++j;
+    out.append(target.substr(i, j - i));
+    i = j;
+    if (i == target.size()) break;
+    if (target[i] == '\\') {
       error = "'\\' is not allowed in the path";
       return false;
-    }
-    if (c != '%') {
-      out += c;
-      continue;
     }
     if (i + 2 >= target.size()) {
       error = "'%' must be followed by two hex digits";

@@ -40,15 +40,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool has_crlf(std::string_view s) {
-  // A plain loop: find_first_of calls memchr on the set once per character of s (it was the
-  // top user-space symbol of a proxied call).
-  for (const char c : s) {
-    if (c == '\r' || c == '\n') return true;
-  }
-  return false;
-}
-
 // Whether a header named `name` is listed in a Connection header's tokens (RFC 9110 7.6.1).
 bool named_by_connection(std::string_view name, std::span<const http_header> headers) {
   for (const http_header& h : headers) {
@@ -73,7 +64,7 @@ bool named_by_connection(std::string_view name, std::span<const http_header> hea
 // Hop-by-hop headers (RFC 9110 7.6.1) and the ones the pool writes itself.
 bool forwardable(const http_header& h, std::span<const http_header> all) {
   std::string_view n = h.name;
-  if (n.empty() || has_crlf(n) || has_crlf(h.value)) return false;
+  if (n.empty() || has_cr_or_lf(n) || has_cr_or_lf(h.value)) return false;
   if (iequal(n, "connection") || iequal(n, "keep-alive") || iequal(n, "transfer-encoding") ||
       iequal(n, "te") || iequal(n, "trailer") || iequal(n, "upgrade") || iequal(n, "host") ||
       iequal(n, "content-length") || istarts_with(n, "proxy-")) {

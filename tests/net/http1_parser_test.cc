@@ -244,5 +244,23 @@ TEST(http1_parser, body_across_feeds_is_contiguous_and_headers_survive) {
   EXPECT_EQ(c.reqs[1].target, "/next");
 }
 
+TEST(HasCrOrLf, FindsEitherAtEveryPositionOfEveryLength) {
+  // Neighbours of CR and LF, and the same low bits with the high bit set, must not count.
+  const std::string fillers = std::string("a\x09\x0b\x0c\x0e\x8a\x8d\xff\x00", 9);
+  for (size_t n = 0; n <= 40; ++n) {
+    for (char filler : fillers) {
+      std::string s(n, filler);
+      EXPECT_FALSE(has_cr_or_lf(s)) << n << " " << int(filler);
+      for (size_t at = 0; at < n; ++at) {
+        for (char bad : {'\r', '\n'}) {
+          std::string t = s;
+          t[at] = bad;
+          EXPECT_TRUE(has_cr_or_lf(t)) << n << " " << at << " " << int(filler);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sluice::net
