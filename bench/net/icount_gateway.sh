@@ -12,7 +12,14 @@ build=${1:-$root/build/release}
 secs=${2:-8}
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  # SIGKILL for sluice under valgrind: on an early exit (port busy, not ready, non-2xx) it
+  # would otherwise drain slowly or not at all, and `wait` would hang.
+  if [ -n "${sluice_pid:-}" ]; then kill -KILL "$sluice_pid" 2>/dev/null || true; fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
 cat > "$work/policy.json" <<JSON
 {"version":"1","default":"deny","tools":{"read_file":{
