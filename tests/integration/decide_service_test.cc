@@ -10,45 +10,12 @@
 #include <vector>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/json_doc.h"
 
 namespace sluice::testing {
 namespace {
 
 constexpr std::chrono::milliseconds kLong{10000};
-
-class json {
- public:
-  explicit json(std::string_view text) : text_(text) {
-    ok_ = parser_.parse(text_).get(root_) == simdjson::SUCCESS;
-  }
-  json(const json&) = delete;
-  json& operator=(const json&) = delete;
-  [[nodiscard]] bool ok() const { return ok_; }
-  [[nodiscard]] bool has(std::string_view ptr) {
-    return ok_ && root_.at_pointer(ptr).error() == simdjson::SUCCESS;
-  }
-  [[nodiscard]] std::string str(std::string_view ptr) {
-    std::string_view s;
-    if (!ok_ || root_.at_pointer(ptr).get_string().get(s) != simdjson::SUCCESS) return "<missing>";
-    return std::string(s);
-  }
-  [[nodiscard]] int64_t num(std::string_view ptr) {
-    int64_t v;
-    if (!ok_ || root_.at_pointer(ptr).get_int64().get(v) != simdjson::SUCCESS) return -1;
-    return v;
-  }
-  [[nodiscard]] double dbl(std::string_view ptr) {
-    double v;
-    if (!ok_ || root_.at_pointer(ptr).get_double().get(v) != simdjson::SUCCESS) return -1;
-    return v;
-  }
-
- private:
-  std::string text_;
-  simdjson::dom::parser parser_;
-  simdjson::dom::element root_;
-  bool ok_ = false;
-};
 
 std::string call(std::string_view id, std::string_view tool, std::string_view args) {
   return std::string(R"({"jsonrpc":"2.0","id":)") + std::string(id) +

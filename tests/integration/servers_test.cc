@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/json_doc.h"
 
 namespace sluice::testing {
 namespace {
@@ -27,34 +28,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr std::chrono::milliseconds kLong{10000};  // generous: a loaded 2-core machine
-
-// The parsed fields of a JSON answer that the tests look at.
-struct json {
-  explicit json(std::string_view text) : text_(text) {
-    ok = parser_.parse(text_).get(root_) == simdjson::SUCCESS;
-  }
-  std::string str(std::string_view ptr) {
-    std::string_view s;
-    if (!ok || root_.at_pointer(ptr).get_string().get(s) != simdjson::SUCCESS) return "<missing>";
-    return std::string(s);
-  }
-  int64_t num(std::string_view ptr) {
-    int64_t v;
-    if (!ok || root_.at_pointer(ptr).get_int64().get(v) != simdjson::SUCCESS) return -1;
-    return v;
-  }
-  size_t size(std::string_view ptr) {
-    simdjson::dom::array a;
-    if (!ok || root_.at_pointer(ptr).get_array().get(a) != simdjson::SUCCESS) return 0;
-    return a.size();
-  }
-  bool ok = false;
-
- private:
-  std::string text_;
-  simdjson::dom::parser parser_;
-  simdjson::dom::element root_;
-};
 
 std::string call(std::string_view id, std::string_view tool, std::string_view args) {
   return std::string(R"({"jsonrpc":"2.0","id":)") + std::string(id) +
