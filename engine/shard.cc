@@ -10,17 +10,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "engine/clock.h"
 #include "engine/user_data.h"
 
 namespace sluice::engine {
 
 namespace {
-
-int64_t steady_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 __kernel_timespec to_kts(int64_t ns) {
   __kernel_timespec t;
@@ -123,9 +118,7 @@ status shard::init() {
 
 void shard::update_now() {
   now_ns_ = steady_ns();
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  wall_ns_ = static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  wall_ns_ = engine::wall_ns();
 }
 
 io_uring_sqe* shard::get_sqe() {

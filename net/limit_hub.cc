@@ -8,19 +8,11 @@
 
 #include <cerrno>
 
+#include "engine/clock.h"
+
 namespace sluice::net {
 
 namespace {
-int64_t wall_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-int64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 // What a round trip reports of one key: its window and use, with the lease the node keeps
 // (held) and would like to hold (want).
 cluster_item report_of(const policy::limiter_key& key, const policy::lease_key_view& v,
@@ -172,16 +164,16 @@ void limit_hub::run() {
     if (stopping_.load(std::memory_order_acquire)) return;
     // Batch: one merge per interval, whatever the number of reports waiting.
     const int64_t due = last_merge + options_.merge_interval.count() * 1000;
-    if (mono_ns() < due) {
+    if (engine::steady_ns() < due) {
       timespec ts{static_cast<time_t>(due / 1'000'000'000), static_cast<long>(due % 1'000'000'000)};
       while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
       }
       if (stopping_.load(std::memory_order_acquire)) return;
     }
-    last_merge = mono_ns();
+    last_merge = engine::steady_ns();
     active = merge();
     if (last_merge - last_expire > 1'000'000'000) {
-      ledger_.expire(wall_ns());
+      ledger_.expire(engine::wall_ns());
       last_expire = last_merge;
     }
   }
@@ -236,7 +228,7 @@ bool limit_hub::cluster_round_trip() {
     ledger_.for_each_key([this](const policy::limiter_key& key, policy::lease_key_view& v) {
       items_.push_back(report_of(key, v, v.held, v.held));
     });
-    if (!cluster_->sync(items_, mono_ns())) {
+    if (!cluster_->sync(items_, engine::steady_ns())) {
       cluster_down();
       return false;
     }
@@ -262,10 +254,11 @@ bool limit_hub::cluster_round_trip() {
     gives_.push_back(give);
   });
   if (items_.empty()) {
-    (void)cluster_->sync(items_, mono_ns());  // heartbeat (at most one per heartbeat interval)
+    (void)cluster_->sync(items_,
+                         engine::steady_ns());  // heartbeat (at most one per heartbeat interval)
     return rejoining;
   }
-  if (cluster_->sync(items_, mono_ns())) {
+  if (cluster_->sync(items_, engine::steady_ns())) {
     size_t i = 0;
     ledger_.for_each_active([this, &i](const policy::limiter_key&, policy::lease_key_view& v) {
       const cluster_item& it = items_[i];
@@ -296,7 +289,7 @@ void limit_hub::cluster_down() {
   // reach it): the node lets go of its free pool, so that what it can still admit is what
   // its shards hold (each keeps at most its recent use after a report).
   const int64_t half_ttl_ns = options_.cluster.lease_ttl.count() * 500'000;
-  if (pools_dropped_ || mono_ns() - cluster_->last_ok_ns() < half_ttl_ns) return;
+  if (pools_dropped_ || engine::steady_ns() - cluster_->last_ok_ns() < half_ttl_ns) return;
   pools_dropped_ = true;
   ledger_.for_each_key([](const policy::limiter_key&, policy::lease_key_view& v) { v.pool = 0; });
 }

@@ -13,6 +13,7 @@
 #include <charconv>
 #include <unordered_map>
 
+#include "engine/clock.h"
 #include "net/control/plane_impl.h"
 #include "policy/compiled_policy.h"
 
@@ -26,12 +27,6 @@ using tcp = asio::ip::tcp;
 
 constexpr size_t kMaxAdminBody = 64 * 1024;
 constexpr auto kAdoptWait = std::chrono::seconds(2);
-
-int64_t wall_now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 std::string_view path_of(std::string_view target) {
   const size_t q = target.find('?');
@@ -229,7 +224,7 @@ std::string plane::impl::metrics_text() {
 
 std::string plane::impl::approvals_json() {
   std::string out = "[";
-  const int64_t now = wall_now_ns();
+  const int64_t now = engine::wall_ns();
   const auto steady_now = std::chrono::steady_clock::now();
   bool first = true;
   for (const auto& [id, e] : approvals) {
@@ -287,7 +282,7 @@ std::string plane::impl::stats_json() {
     return a.first != b.first ? a.first > b.first : *a.second < *b.second;
   });
   if (order.size() > 10) order.resize(10);
-  std::string out = "{\"time_ms\":" + std::to_string(wall_now_ns() / 1'000'000);
+  std::string out = "{\"time_ms\":" + std::to_string(engine::wall_ns() / 1'000'000);
   out += ",\"policy_version\":" + std::to_string(owner.policy_version());
   out += ",\"decisions\":{";  // bodies, by overall verdict
   for (size_t v = 0; v < kVerdicts; ++v) {

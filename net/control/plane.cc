@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/clock.h"
 #include "engine/shard.h"
 #include "net/control/plane_impl.h"
 #include "policy/compiled_policy.h"
@@ -17,12 +18,6 @@
 namespace sluice::control {
 
 namespace {
-
-int64_t wall_now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 constexpr auto kTick = std::chrono::milliseconds(10);
 
@@ -71,7 +66,7 @@ plane::plane(plane_options options, std::shared_ptr<const policy::compiled_polic
       server_policies_(std::move(initial_servers)),
       impl_(std::make_unique<impl>(*this)) {
   impl_->last_reload.source = "start";
-  impl_->last_reload.time_ns = wall_now_ns();
+  impl_->last_reload.time_ns = engine::wall_ns();
   impl_->started_ns = impl_->last_reload.time_ns;
 }
 
@@ -284,7 +279,7 @@ void plane::impl::drain_shards() {
     if (audit.is_open()) {
       std::string& b = audit.buffer();
       b += "{\"time\":\"";
-      append_rfc3339(b, wall_now_ns());
+      append_rfc3339(b, engine::wall_ns());
       b += "\",\"event\":\"audit_dropped\",\"dropped\":" + std::to_string(n) +
            ",\"dropped_total\":" + std::to_string(dropped) + "}\n";
     }
@@ -316,7 +311,7 @@ void plane::impl::expire_approvals() {
 reload_outcome plane::impl::reload(std::string_view source) {
   reload_outcome out;
   out.source = source;
-  out.time_ns = wall_now_ns();
+  out.time_ns = engine::wall_ns();
   // Every file first; publish only if all of them load (all or nothing).
   std::shared_ptr<const policy::compiled_policy> main;
   std::vector<std::shared_ptr<const policy::compiled_policy>> servers;

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "engine/clock.h"
 #include "engine/shard.h"
 #include "net/grants.h"
 #include "net/mcp_answers.h"
@@ -14,21 +15,9 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-int64_t wall_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 constexpr std::string_view kEventStream = "text/event-stream";
 
 }  // namespace
-
-int64_t steady_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 void finish_as_sse_event(net::response_slot& slot, std::string_view json) {
   std::string ev = "event: message\n";
@@ -120,7 +109,7 @@ void shard_control::on_loop(policy::decider& d, std::span<policy::decider* const
       held_.pop_back();
       audit_record& r = rec_;
       r = audit_record{};
-      r.time_ns = wall_ns();
+      r.time_ns = engine::wall_ns();
       r.shard = id_;
       r.event = v.what == approval_outcome::approve ? audit_event::approval_approved
                 : v.what == approval_outcome::deny  ? audit_event::approval_denied
@@ -245,7 +234,7 @@ void shard_control::record(const policy::decider& d, const policy::body_decision
   // Allowed calls are audited only to a file; refusals also feed the dashboard.
   if (!audit_file_ && bd.overall.what == policy::verdict::allow) return;
   if (audit_file_ && !whole_invalid) scan(body, bd.batch, bd.each.size());
-  const int64_t now = wall_ns();
+  const int64_t now = engine::wall_ns();
   const size_t n = whole_invalid ? 1 : bd.each.size();
   for (size_t i = 0; i < n; ++i) {
     const policy::decision& dc = whole_invalid ? bd.overall : bd.each[i];
@@ -296,7 +285,7 @@ bool shard_control::park_for_approval(const policy::decider& d, const policy::bo
   c->id = (static_cast<uint64_t>(id_) << 40) | next_seq_++;
   approval_request ar;
   ar.id = c->id;
-  ar.since_wall_ns = wall_ns();
+  ar.since_wall_ns = engine::wall_ns();
   ar.tool.assign(m.target);
   ar.arguments.assign(args_[0]);
   ar.grant.assign(who.grant);

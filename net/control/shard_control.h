@@ -13,6 +13,7 @@
 
 #include <simdjson.h>
 
+#include "engine/clock.h"
 #include "net/control/plane.h"
 #include "net/http1.h"
 #include "net/http_server.h"
@@ -121,6 +122,6 @@ void finish_as_sse_event(net::response_slot& slot, std::string_view json);
 
 // The time a decision took, from a steady clock read before and after: what the gateway
 // passes to record(). A vDSO call.
-int64_t steady_ns();
+using engine::steady_ns;
 
 }  // namespace sluice::control

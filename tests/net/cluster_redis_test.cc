@@ -3,6 +3,7 @@
 // returns. No mock of Redis: tests/integration/redis_server.h starts one per test.
 
 #include "net/cluster_redis.h"
+#include "engine/clock.h"
 
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
@@ -19,12 +20,6 @@ namespace sluice::net {
 namespace {
 
 using sluice::testing::redis_server;
-
-int64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 int64_t wall_ns() {
   timespec ts;
@@ -103,25 +98,25 @@ class cluster_redis_test : public ::testing::Test {
 TEST_F(cluster_redis_test, GrantsNeverSumToMoreThanMax) {
   auto a = node(0xa), b = node(0xb);
   std::vector<cluster_item> ia = {item(10, 0, 0, 6)};
-  ASSERT_TRUE(a->sync(ia, mono_ns()));
+  ASSERT_TRUE(a->sync(ia, engine::steady_ns()));
   EXPECT_EQ(ia[0].granted, 6u);
   EXPECT_TRUE(a->up());
   // b wants 8 but only 4 are left.
   std::vector<cluster_item> ib = {item(10, 0, 0, 8)};
-  ASSERT_TRUE(b->sync(ib, mono_ns()));
+  ASSERT_TRUE(b->sync(ib, engine::steady_ns()));
   EXPECT_EQ(ib[0].granted, 4u);
   // a used 6 and asks for more: nothing is free.
   ia = {item(10, 6, 6, 9)};
-  ASSERT_TRUE(a->sync(ia, mono_ns()));
+  ASSERT_TRUE(a->sync(ia, engine::steady_ns()));
   EXPECT_EQ(ia[0].granted, 6u);
   EXPECT_EQ(ia[0].cluster_used, 6u);
   // b used 3 of its 4 and gives the last one back (held 3); a gets it.
   ib = {item(10, 3, 3, 3)};
-  ASSERT_TRUE(b->sync(ib, mono_ns()));
+  ASSERT_TRUE(b->sync(ib, engine::steady_ns()));
   EXPECT_EQ(ib[0].granted, 3u);
   EXPECT_EQ(ib[0].cluster_used, 9u);
   ia = {item(10, 6, 6, 9)};
-  ASSERT_TRUE(a->sync(ia, mono_ns()));
+  ASSERT_TRUE(a->sync(ia, engine::steady_ns()));
   EXPECT_EQ(ia[0].granted, 7u);
   EXPECT_EQ(field("u:000000000000000a"), "6");
   EXPECT_EQ(field("l:000000000000000a"), "1");
@@ -139,7 +134,7 @@ TEST_F(cluster_redis_test, ManyKeysInOneRoundTrip) {
   }
   auto m = std::make_shared<control::cluster_metrics>();
   auto counted = node(0xc, m);
-  ASSERT_TRUE(counted->sync(items, mono_ns()));
+  ASSERT_TRUE(counted->sync(items, engine::steady_ns()));
   for (const cluster_item& it : items)
     EXPECT_EQ(it.granted, 3u);
   EXPECT_EQ(m->round_trips.load(), 1u);
@@ -152,10 +147,10 @@ TEST_F(cluster_redis_test, ManyKeysInOneRoundTrip) {
 TEST_F(cluster_redis_test, NoscriptSendsTheBody) {
   auto a = node(0xa);
   std::vector<cluster_item> ia = {item(10, 0, 0, 2)};
-  ASSERT_TRUE(a->sync(ia, mono_ns()));
+  ASSERT_TRUE(a->sync(ia, engine::steady_ns()));
   EXPECT_EQ(raw({"SCRIPT", "FLUSH"}), "OK");
   ia = {item(10, 2, 2, 5)};
-  ASSERT_TRUE(a->sync(ia, mono_ns()));
+  ASSERT_TRUE(a->sync(ia, engine::steady_ns()));
   EXPECT_EQ(ia[0].granted, 5u);
   EXPECT_TRUE(a->up());
 }
@@ -163,16 +158,16 @@ TEST_F(cluster_redis_test, NoscriptSendsTheBody) {
 TEST_F(cluster_redis_test, DeadNodesUnusedLeaseReturnsButItsUsedStays) {
   auto a = node(0xa), b = node(0xb);
   std::vector<cluster_item> ia = {item(10, 2, 0, 8)};
-  ASSERT_TRUE(a->sync(ia, mono_ns()));
+  ASSERT_TRUE(a->sync(ia, engine::steady_ns()));
   EXPECT_EQ(ia[0].granted, 8u);  // used 2 + 6 unused
   std::vector<cluster_item> ib = {item(10, 0, 0, 10)};
-  ASSERT_TRUE(b->sync(ib, mono_ns()));
+  ASSERT_TRUE(b->sync(ib, engine::steady_ns()));
   EXPECT_EQ(ib[0].granted, 2u);
   // a's liveness key expires (lease_ttl after its last round trip): its 6 unused return,
   // its 2 used do not.
   EXPECT_EQ(raw({"DEL", "sluice:n:000000000000000a"}), "1");
   ib = {item(10, 2, 2, 10)};
-  ASSERT_TRUE(b->sync(ib, mono_ns()));
+  ASSERT_TRUE(b->sync(ib, engine::steady_ns()));
   EXPECT_EQ(ib[0].granted, 8u);
   EXPECT_EQ(ib[0].cluster_used, 4u);
   EXPECT_EQ(field("l:000000000000000a"), "<nil>");
@@ -182,7 +177,7 @@ TEST_F(cluster_redis_test, DeadNodesUnusedLeaseReturnsButItsUsedStays) {
 TEST_F(cluster_redis_test, KeysExpireAfterTheirWindow) {
   auto a = node(0xa);
   std::vector<cluster_item> ia = {item(10, 0, 0, 1)};
-  ASSERT_TRUE(a->sync(ia, mono_ns()));
+  ASSERT_TRUE(a->sync(ia, engine::steady_ns()));
   const std::string key = cluster_redis::redis_key(key_, window_end_);
   const int64_t expires_at_ms = std::stoll(raw({"PEXPIRETIME", key}));
   EXPECT_EQ(expires_at_ms, window_end_ / 1'000'000 + a->options().expiry_slack.count());
@@ -197,14 +192,14 @@ TEST_F(cluster_redis_test, KeysExpireAfterTheirWindow) {
 TEST_F(cluster_redis_test, OverTheLimitGrantsNothingAndNothingGoesNegative) {
   auto a = node(0xa), b = node(0xb);
   std::vector<cluster_item> ia = {item(10, 7, 7, 7)};
-  ASSERT_TRUE(a->sync(ia, mono_ns()));
+  ASSERT_TRUE(a->sync(ia, engine::steady_ns()));
   std::vector<cluster_item> ib = {item(10, 6, 6, 9)};  // 13 used in all: over max
-  ASSERT_TRUE(b->sync(ib, mono_ns()));
+  ASSERT_TRUE(b->sync(ib, engine::steady_ns()));
   EXPECT_EQ(ib[0].granted, 6u);
   EXPECT_EQ(ib[0].cluster_used, 13u);
   // held below used is read as held = used.
   ib = {item(10, 8, 2, 9)};
-  ASSERT_TRUE(b->sync(ib, mono_ns()));
+  ASSERT_TRUE(b->sync(ib, engine::steady_ns()));
   EXPECT_EQ(ib[0].granted, 8u);
   EXPECT_EQ(field("l:000000000000000b"), "0");
 }
@@ -213,19 +208,19 @@ TEST_F(cluster_redis_test, UnreachableThenBack) {
   auto m = std::make_shared<control::cluster_metrics>();
   auto a = node(0xa, m);
   std::vector<cluster_item> ia = {item(10, 0, 0, 4)};
-  ASSERT_TRUE(a->sync(ia, mono_ns()));
+  ASSERT_TRUE(a->sync(ia, engine::steady_ns()));
   const uint16_t port = redis_.port();
   redis_.kill();
   ia = {item(10, 1, 4, 4)};
-  EXPECT_FALSE(a->sync(ia, mono_ns()));
+  EXPECT_FALSE(a->sync(ia, engine::steady_ns()));
   EXPECT_FALSE(a->up());
   EXPECT_EQ(ia[0].granted, 0u);  // untouched: the caller keeps what it holds
   EXPECT_EQ(m->up.load(), 0u);
   EXPECT_GE(m->failed_round_trips.load(), 1u);
-  EXPECT_FALSE(a->sync(ia, mono_ns()));  // still down: connection refused
+  EXPECT_FALSE(a->sync(ia, engine::steady_ns()));  // still down: connection refused
   ASSERT_TRUE(redis_.start(port)) << redis_.error();
   ia = {item(10, 1, 4, 4)};
-  ASSERT_TRUE(a->sync(ia, mono_ns()));  // backoff_min 0: reconnects at once
+  ASSERT_TRUE(a->sync(ia, engine::steady_ns()));  // backoff_min 0: reconnects at once
   EXPECT_TRUE(a->up());
   EXPECT_EQ(m->up.load(), 1u);
   EXPECT_EQ(ia[0].granted, 4u);

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "engine/clock.h"
 #include "engine/connection.h"
 #include "engine/shard.h"
 #include "net/http1_response_parser.h"
@@ -122,12 +123,6 @@ outcome classify(target_kind kind, int status, std::string_view body) {
 }
 
 namespace {
-
-int64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 constexpr size_t kBodyKeep = 16 * 1024;  // bytes of an answer kept to read its decision
 
@@ -446,7 +441,7 @@ run_result run(const run_config& cfg, const progress_fn& progress, const mark_fn
     return out;
   }
 
-  const int64_t t0 = mono_ns();
+  const int64_t t0 = engine::steady_ns();
   const int64_t measure_start = t0 + int64_t(cfg.warmup_s * 1e9);
   const int64_t measure_end = measure_start + int64_t(cfg.duration_s * 1e9);
   go.set_value(t0);
@@ -457,7 +452,7 @@ run_result run(const run_config& cfg, const progress_fn& progress, const mark_fn
   if (started && on_measure_start) on_measure_start();
   int64_t last_answer_time = measure_end;
   for (;;) {
-    const int64_t now = mono_ns();
+    const int64_t now = engine::steady_ns();
     if (!started && now >= measure_start) {
       started = true;
       if (on_measure_start) on_measure_start();

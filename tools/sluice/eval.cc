@@ -2,12 +2,12 @@
 
 #include <simdjson.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <string>
 
+#include "engine/clock.h"
 #include "net/mcp_answers.h"
 #include "policy/compiled_policy.h"
 #include "policy/decider.h"
@@ -41,12 +41,6 @@ constexpr const char* kUsage =
     "  --policy FILE   policy file (required)\n"
     "  --grant G       grant of every call without one in its envelope (default: anonymous)\n"
     "  --session S     session of every call without one in its envelope (default: none)\n";
-
-int64_t wall_clock_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // What an envelope line carries besides the message.
 struct envelope {
@@ -261,7 +255,7 @@ int run_eval(std::span<char* const> args) {
     const std::string_view body = is_envelope ? env.message : std::string_view(line);
     const policy::identity who{env.has_grant ? std::string_view(env.grant) : grant,
                                env.has_session ? std::string_view(env.session) : session};
-    const int64_t now = env.has_at ? env.at_ns : wall_clock_ns();
+    const int64_t now = env.has_at ? env.at_ns : engine::wall_ns();
     const policy::body_decision& bd = decider.decide(body, who, now);
     net::append_decision_body(out, bd.overall);
     if (bd.batch) {
