@@ -8,6 +8,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__SSSE3__)
+#include <tmmintrin.h>
+#endif
 
 #include "engine/byte_buffer.h"
 
@@ -69,6 +72,40 @@ inline bool is_tchar(char c) {
 }
 inline bool is_ows(char c) {
   return c == ' ' || c == '\t';
+}
+
+#if defined(__SSSE3__)
+// Byte b is a tchar iff kTcharLow[b & 15] has bit (b >> 4) set (tchars are all below 0x80).
+constexpr std::array<uint8_t, 16> make_tchar_low() {
+  std::array<uint8_t, 16> t{};
+  for (int c = 0; c < 128; ++c)
+    if ((kClass[size_t(c)] & kTchar) != 0) t[size_t(c & 15)] |= uint8_t(1u << (c >> 4));
+  return t;
+}
+alignas(16) constexpr std::array<uint8_t, 16> kTcharLow = make_tchar_low();
+alignas(16) constexpr std::array<uint8_t, 16> kTcharHigh = {1, 2, 4, 8, 16, 32, 64, 128};
+#endif
+
+// The first byte of [p, end) that is not a tchar (the ':' after a well-formed name), or end.
+// Sixteen bytes at a time (two nibble lookups) while that many remain in the buffer.
+inline const char* scan_token(const char* p, const char* end) {
+#if defined(__SSSE3__)
+  const __m128i low = _mm_load_si128(reinterpret_cast<const __m128i*>(kTcharLow.data()));
+  const __m128i high = _mm_load_si128(reinterpret_cast<const __m128i*>(kTcharHigh.data()));
+  const __m128i nibble = _mm_set1_epi8(0x0f);
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i bits =
+        _mm_and_si128(_mm_shuffle_epi8(low, _mm_and_si128(v, nibble)),
+                      _mm_shuffle_epi8(high, _mm_and_si128(_mm_srli_epi16(v, 4), nibble)));
+    const auto other = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(bits, _mm_setzero_si128())));
+    if (other != 0) return p + __builtin_ctz(other);
+    p += 16;
+  }
+#endif
+  while (p < end && is_tchar(*p))
+    ++p;
+  return p;
 }
 
 // The first byte of [p, end) that is not kText (a CR for a well-formed line), or end. Sixteen
@@ -167,13 +204,13 @@ known_field classify(std::string_view name) {
 bool parse_content_length(std::string_view v, int64_t& out) {
   if (v.empty()) return false;
   constexpr uint64_t kMax = uint64_t(INT64_MAX);
+  const bool short_enough = v.size() <= 18;  // below 10^18: no overflow check per digit
   uint64_t n = 0;
   for (char c : v) {
     const unsigned d = unsigned(uint8_t(c)) - '0';
-    if (d > 9 || n > kMax / 10) return false;
-    n *= 10;
-    if (n > kMax - d) return false;
-    n += d;
+    if (d > 9) return false;
+    if (!short_enough && (n > kMax / 10 || n * 10 > kMax - d)) return false;
+    n = n * 10 + d;
   }
   out = int64_t(n);
   return true;
@@ -334,8 +371,7 @@ struct http1_response_parser::impl {
         return head_parse::complete;
       }
       const char* name = p;
-      while (p < end && is_tchar(*p))
-        ++p;
+      p = scan_token(p, end);
       if (p == end) return head_parse::incomplete;
       if (*p != ':') {
         // (A first field line starting with SP or HTAB: folded onto the status line.)
@@ -344,17 +380,17 @@ struct http1_response_parser::impl {
       }
       if (p == name) return fail(kBadFieldName);
       const auto name_len = size_t(p - name);
-      ++p;
-      while (p < end && is_ows(*p))
-        ++p;
-      const char* value = p;
+      const char* value = ++p;
       p = scan_text(p, end);
       if (p == end) return head_parse::incomplete;
       if (*p != '\r') return fail(*p == '\n' ? kBareCr : kBadFieldValue);
       if (p + 1 == end) return head_parse::incomplete;
       if (p[1] != '\n') return fail(kBareCr);
+      // Trim OWS: in checked text, the only bytes up to SP are SP and HTAB.
       const char* value_end = p;
-      while (value_end > value && is_ows(value_end[-1]))
+      while (value < value_end && uint8_t(*value) <= ' ')
+        ++value;
+      while (value_end > value && uint8_t(value_end[-1]) <= ' ')
         --value_end;
       p += 2;
       // A line starting with SP or HTAB continues this one (obs-fold): refused, like the
@@ -552,8 +588,7 @@ struct http1_response_parser::impl {
           ++p;
           break;
         case state::trailer_name:
-          while (p < end && is_tchar(*p))
-            ++p;
+          p = scan_token(p, end);
           if (p == end) break;
           if (*p != ':') return fail_at(*p == '\n' ? kBareCr : kBadTrailer);
           state_ = state::trailer_value;
