@@ -12,6 +12,7 @@
 # Needs wrk. Uses ports 18200 (upstream) and 18201.. (one per build), which must be free.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/net/common.sh"
 build=${BUILD:-$root/build/release}
 upstream=$build/tools/example_server/sluice-example-server
 [ $# -ge 1 ] || { sed -n '2,12p' "$0"; exit 2; }
@@ -19,16 +20,8 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-cat > "$work/policy.json" <<JSON
-{"version":"1","default":"deny","tools":{"read_file":{
-  "deny_if":[{"path":"args.path","op":"regex","value":"^/(etc|root)/"}],
-  "limits":[{"counter":"reads","window":"day","max":4000000000,"scope":"grant"}]}}}
-JSON
-up() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-wait_port() { for _ in $(seq 200); do up "$1" && return 0; sleep 0.05; done; echo "port $1 not ready" >&2; exit 1; }
-for ((p = 18200; p <= 18200 + $#; p++)); do
-  if up $p; then echo "port $p is in use" >&2; exit 1; fi
-done
+write_policy "$work/policy.json"
+ports_free $(seq 18200 $((18200 + $#)))
 taskset -c 0 "$upstream" --listen 127.0.0.1:18200 >/dev/null & pids+=($!)
 names=() ports=() spids=()
 port=18200

@@ -8,6 +8,7 @@
 # Needs valgrind and wrk. Ports 18190 and 18193 must be free.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/net/common.sh"
 build=${1:-$root/build/release}
 secs=${2:-8}
 work=$(mktemp -d)
@@ -21,21 +22,14 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-cat > "$work/policy.json" <<JSON
-{"version":"1","default":"deny","tools":{"read_file":{
-  "deny_if":[{"path":"args.path","op":"regex","value":"^/(etc|root)/"}],
-  "limits":[{"counter":"reads","window":"day","max":4000000000,"scope":"grant"}]}}}
-JSON
-up() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-for p in 18190 18193; do  # SO_REUSEPORT would let a leftover server share the port silently
-  if up $p; then echo "port $p is in use" >&2; exit 1; fi
-done
+write_policy "$work/policy.json"
+ports_free 18190 18193
 "$build/tools/example_server/sluice-example-server" --listen 127.0.0.1:18193 >/dev/null & pids+=($!)
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
   "$build/tools/sluice/sluice" serve --policy "$work/policy.json" --listen 127.0.0.1:18190 \
   --shards 1 --upstream http://127.0.0.1:18193/mcp >"$work/out" 2>"$work/err" & sluice_pid=$!
-for _ in $(seq 300); do grep -q listening "$work/out" && up 18193 && break; sleep 0.1; done
-grep -q listening "$work/out" && up 18193 || { echo "not ready" >&2; cat "$work/err" >&2; exit 1; }
+for _ in $(seq 300); do grep -q listening "$work/out" && port_up 18193 && break; sleep 0.1; done
+grep -q listening "$work/out" && port_up 18193 || { echo "not ready" >&2; cat "$work/err" >&2; exit 1; }
 wrk_out=$(PIPELINE=1 TARGET_PATH=/mcp wrk -t1 -c4 -d"${secs}s" -s "$root/bench/net/tools_call.lua" \
           http://127.0.0.1:18190)
 calls=$(awk '/requests in/ {print $1}' <<<"$wrk_out")

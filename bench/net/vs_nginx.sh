@@ -12,6 +12,8 @@
 # Needs wrk and nginx (apt install wrk nginx-light). Ports 18180-18184 must be free.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/net/common.sh"
+ports_free 18180 18181 18183 18184
 build=${1:-$root/build/release}
 secs=${2:-5}
 sluice=$build/tools/sluice/sluice
@@ -23,11 +25,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 answer='{"decision":"allow","tool":"read_file","rule":"/tools/read_file","reason":""}'
-cat > "$work/policy.json" <<JSON
-{"version":"1","default":"deny","tools":{"read_file":{
-  "deny_if":[{"path":"args.path","op":"regex","value":"^/(etc|root)/"}],
-  "limits":[{"counter":"reads","window":"day","max":4000000000,"scope":"grant"}]}}}
-JSON
+write_policy "$work/policy.json"
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1;
 worker_cpu_affinity 10;
@@ -47,7 +45,6 @@ http {
 }
 NGINX
 
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 cpu_ticks() {  # utime stime, summed over the given pids
   local u=0 k=0 f
   for p in "$@"; do
