@@ -18,6 +18,7 @@ uint32_t arg_trie::add(const arg_path& path) {
     const auto fresh = static_cast<uint32_t>(nodes_.size());
     nodes_.emplace_back();  // may reallocate: index, do not hold references
     nodes_[node].children.emplace(seg, fresh);
+    if (nodes_[node].children.size() <= kFew) nodes_[node].few.emplace_back(seg, fresh);
     node = fresh;
   }
   if (nodes_[node].slot == kNoSlot) nodes_[node].slot = slot_count_++;

@@ -517,5 +517,28 @@ TEST_F(JsonRpcTest, ErrorCodesHaveNames) {
   EXPECT_EQ(to_string(rpc_error::parse), "parse error");
 }
 
+TEST(ArgTrie, FindsEveryChildBelowAndAboveTheListedFew) {
+  // A node keeps up to arg_trie's few children in a scanned list, more in a hash map: both
+  // ways must find exactly the paths added, whatever their number.
+  for (int count : {1, 7, 8, 9, 20}) {
+    arg_trie trie;
+    std::vector<uint32_t> slots;
+    for (int i = 0; i < count; ++i) {
+      arg_path p;
+      ASSERT_TRUE(parse_arg_path("args.f" + std::to_string(i) + ".x", p));
+      slots.push_back(trie.add(p));
+    }
+    for (int i = 0; i < count; ++i) {
+      const uint32_t f = trie.child(arg_trie::kRoot, "f" + std::to_string(i));
+      ASSERT_NE(f, arg_trie::kNoSlot) << count << " " << i;
+      EXPECT_EQ(trie.slot(trie.child(f, "x")), slots[size_t(i)]) << count << " " << i;
+      EXPECT_EQ(trie.child(f, "y"), arg_trie::kNoSlot);
+    }
+    EXPECT_EQ(trie.child(arg_trie::kRoot, "f" + std::to_string(count)), arg_trie::kNoSlot);
+    EXPECT_EQ(trie.child(arg_trie::kRoot, "f"), arg_trie::kNoSlot);
+    EXPECT_EQ(trie.child(arg_trie::kRoot, ""), arg_trie::kNoSlot);
+  }
+}
+
 }  // namespace
 }  // namespace sluice::policy
