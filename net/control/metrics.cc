@@ -3,20 +3,9 @@
 #include <bit>
 #include <cstring>
 
+#include "policy/hash.h"
+
 namespace sluice::control {
-
-namespace {
-
-uint64_t hash_name(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a: tool names are short
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h == 0 ? 1 : h;
-}
-
-}  // namespace
 
 void histogram::observe(int64_t ns) {
   const uint64_t us = ns <= 0 ? 0 : static_cast<uint64_t>(ns) / 1000;
@@ -34,7 +23,9 @@ double histogram::bound_seconds(size_t i) {
 void shard_metrics::count_tool(std::string_view tool, uint8_t verdict, uint16_t server) {
   if (verdict >= kVerdicts) return;
   if (tool.size() > kToolNameMax) return tools_overflow[verdict].add();
-  uint64_t h = hash_name(tool) ^ (uint64_t(server) * 0x9e3779b97f4a7c15ull);
+  // The policy's hash (eight bytes per step), seeded with the server: one tool name under
+  // two servers is two rows.
+  uint64_t h = policy::hash_string(tool, server);
   if (h == 0) h = 1;
   for (size_t probe = 0; probe < kToolSlots; ++probe) {
     tool_slot& s = tools[(h + probe) & (kToolSlots - 1)];
