@@ -48,11 +48,6 @@ class connection_handler {
   // The connection's timer fired.
   virtual void on_timer(connection& conn) { (void)conn; }
 
-  // A completion for conn is next in the batch being handled: issue prefetches for the state
-  // the coming call will touch (e.g. __builtin_prefetch(conn.user)), so its cache misses
-  // overlap the completion handled now. Must not itself read memory beyond conn.
-  virtual void prefetch(const connection& conn) { (void)conn; }
-
   // The runtime is stopping: finish what is in flight and close(). Default: close().
   virtual void on_shutdown(connection& conn);
 

@@ -96,7 +96,7 @@ class shard {
   void arm_timer_if_needed();
   void handle_cqes();
   void handle_cqe(const io_uring_cqe* cqe);
-  connection* slot_of(const io_uring_cqe& cqe);
+  const connection* slot_of(const io_uring_cqe& cqe) const;
   void on_accept(const io_uring_cqe* cqe);
   void on_recv(connection& c, const io_uring_cqe* cqe);
   void on_send(connection& c, const io_uring_cqe* cqe);

@@ -349,11 +349,6 @@ class http_shard_handler final : public engine::connection_handler {
   void on_timer(engine::connection& conn) override {
     if (conn.user != nullptr) static_cast<http_conn*>(conn.user)->timer();
   }
-  void prefetch(const engine::connection& conn) override {
-    // The head of http_conn: its connection, sequence numbers and parser pointer.
-    __builtin_prefetch(conn.user);
-    __builtin_prefetch(static_cast<const char*>(conn.user) + 64);
-  }
   void on_shutdown(engine::connection& conn) override {
     if (conn.user != nullptr) {
       static_cast<http_conn*>(conn.user)->shutdown();

@@ -254,8 +254,8 @@ bool limit_hub::cluster_round_trip() {
     gives_.push_back(give);
   });
   if (items_.empty()) {
-    (void)cluster_->sync(items_,
-                         engine::steady_ns());  // heartbeat (at most one per heartbeat interval)
+    // Heartbeat (at most one per heartbeat interval).
+    (void)cluster_->sync(items_, engine::steady_ns());
     return rejoining;
   }
   if (cluster_->sync(items_, engine::steady_ns())) {

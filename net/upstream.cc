@@ -656,11 +656,6 @@ void upstream_pool::on_eof(engine::connection& conn) {
   connection_lost(cs, cs->parser.error_detail(), false);
 }
 
-void upstream_pool::prefetch(const engine::connection& conn) {
-  __builtin_prefetch(conn.user);  // conn_state: its pending call and parser
-  __builtin_prefetch(static_cast<const char*>(conn.user) + 64);
-}
-
 void upstream_pool::on_timer(engine::connection& conn) {
   auto* cs = static_cast<conn_state*>(conn.user);
   if (cs == nullptr) return;

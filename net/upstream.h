@@ -158,7 +158,6 @@ class upstream_pool final : public upstream_client, private engine::connection_h
   void on_data(engine::connection& conn, std::span<const char> bytes) override;
   void on_eof(engine::connection& conn) override;
   void on_timer(engine::connection& conn) override;
-  void prefetch(const engine::connection& conn) override;
   void on_shutdown(engine::connection& conn) override;
   void on_closed(engine::connection& conn) override;
 
