@@ -509,7 +509,7 @@ void upstream_pool::complete(conn_state* cs) {
   pending* p = cs->p;
   upstream_exchange* ex = p->ex;
   bool reusable = cs->keep_alive && cs->parser.leftover() == 0 && cs->conn->pending_output() == 0 &&
-                  !draining_ && !shutting_down_ && idle_count_ < options_.max_idle;
+                  !draining_ && !shutting_down_;
   cs->p = nullptr;
   free_pending(p);
   cs->reused = true;

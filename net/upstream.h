@@ -43,9 +43,11 @@ struct upstream_target {
 struct upstream_options {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds response_timeout{30000};  // from send() until the response head
-  uint32_t max_connections = 256;                     // per shard (idle + busy)
-  uint32_t max_idle = 64;                             // idle keep-alive connections kept
-  std::chrono::milliseconds idle_timeout{30000};      // idle connections are closed after this
+  // Per shard, idle + busy. Every connection that finishes a response cleanly is kept for
+  // reuse up to this cap (an idle one closes after idle_timeout): a lower cap on idle ones
+  // alone would make any concurrency above it connect and close once per call.
+  uint32_t max_connections = 256;
+  std::chrono::milliseconds idle_timeout{30000};  // idle connections are closed after this
 };
 
 enum class upstream_error : uint8_t {

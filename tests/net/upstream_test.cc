@@ -477,7 +477,7 @@ class mini_gateway {
     cfg.pin = false;
     cfg.shard.buffer_count = 256;
     cfg.shard.cq_entries = 4096;
-    cfg.shard.max_outgoing = 64;
+    cfg.shard.max_outgoing = 256;
     upstream_target t = target_;
     EXPECT_TRUE(server_
                     .start(cfg, http_limits{},
@@ -690,7 +690,7 @@ class raw_origin {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(listen_fd_, 64), 0);
+    EXPECT_EQ(::listen(listen_fd_, 256), 0);
     socklen_t len = sizeof a;
     getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
@@ -1020,6 +1020,53 @@ TEST(upstream_pool_faults, idle_connection_closed_by_origin_is_dropped_silently)
   EXPECT_TRUE(has_stat(s, "connects=2")) << s;
   EXPECT_TRUE(has_stat(s, "retries=0")) << s;
   EXPECT_TRUE(has_stat(s, "reused=0")) << s;
+}
+
+// Every connection that answered cleanly stays pooled, however many were busy at once (up to
+// max_connections): a smaller cap on idle ones made every call over it connect and close.
+TEST(upstream_pool_faults, every_connection_that_answered_is_kept_for_reuse) {
+  constexpr int kConcurrent = 80;
+  raw_origin origin([](raw_origin& o) {
+    std::vector<int> fds;
+    std::string req;
+    for (int i = 0; i < kConcurrent; ++i) {  // all busy at once before any is answered
+      int fd = o.accept_one();
+      ASSERT_GE(fd, 0);
+      ASSERT_TRUE(raw_origin::read_request(fd, req));
+      fds.push_back(fd);
+    }
+    for (int fd : fds)
+      raw_origin::write_all(fd, kOk);
+    EXPECT_TRUE(o.g1.wait());  // the test has checked the pool; then a second round, reused
+    for (int fd : fds) {
+      ASSERT_TRUE(raw_origin::read_request(fd, req));
+      raw_origin::write_all(fd, kOk);
+    }
+  });
+  mini_gateway gw(origin.url());
+  std::vector<std::unique_ptr<test::client>> clients;
+  for (int i = 0; i < kConcurrent; ++i) {
+    clients.push_back(std::make_unique<test::client>(gw.port()));
+    ASSERT_TRUE(clients.back()->write(post("/x", "{}")));
+  }
+  for (auto& c : clients) {
+    auto r = c->read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_TRUE(gw.wait_stats({"idle=80", "busy=0"})) << gw.stats();
+  origin.g1.open();
+  for (auto& c : clients)
+    ASSERT_TRUE(c->write(post("/x", "{}")));
+  for (auto& c : clients) {
+    auto r = c->read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  origin.join();
+  std::string s = gw.stats();
+  EXPECT_TRUE(has_stat(s, "connects=80")) << s;
+  EXPECT_TRUE(has_stat(s, "reused=80")) << s;
 }
 
 TEST(upstream_pool_faults, idle_timeout_closes_pooled_connection) {
