@@ -55,6 +55,16 @@ class connection_handler {
   virtual void on_closed(connection& conn) = 0;
 };
 
+// Something other than a connection that needs waking at a time (e.g. a queue of requests
+// waiting for a connection): see shard::call_at.
+class deadline_client {
+ public:
+  virtual void on_deadline() = 0;
+
+ protected:
+  ~deadline_client() = default;
+};
+
 class connection {
  public:
   enum class state : uint8_t { free, connecting, open, closing, finalizing };

@@ -202,6 +202,11 @@ void shard::push_timer(connection& c) {
   std::push_heap(timers_.begin(), timers_.end(), timer_after<timer_entry, timer_entry>);
 }
 
+void shard::call_at(int64_t deadline_ns, deadline_client* client) {
+  deadlines_.push_back({deadline_ns, client});
+  std::push_heap(deadlines_.begin(), deadlines_.end(), timer_after<deadline_entry, deadline_entry>);
+}
+
 connection* shard::connect(const sockaddr* addr, socklen_t len, std::chrono::nanoseconds timeout,
                            connection_handler* handler) {
   if (outgoing_live_ >= config_.max_outgoing || draining_ || len > sizeof(sockaddr_storage)) {
@@ -603,10 +608,19 @@ void shard::run_timers() {
       finalize(c);  // linger time is up
     }
   }
+  while (!deadlines_.empty() && deadlines_.front().deadline <= now_ns_) {
+    std::pop_heap(deadlines_.begin(), deadlines_.end(),
+                  timer_after<deadline_entry, deadline_entry>);
+    deadline_client* client = deadlines_.back().client;
+    deadlines_.pop_back();
+    client->on_deadline();  // may call_at again
+  }
 }
 
 void shard::arm_timer_if_needed() {
   int64_t next = timers_.empty() ? 0 : timers_.front().deadline;
+  if (!deadlines_.empty() && (next == 0 || deadlines_.front().deadline < next))
+    next = deadlines_.front().deadline;
   if (draining_ && (next == 0 || drain_deadline_ < next)) next = drain_deadline_;
   if (next == 0) return;
   if (armed_deadline_ != 0 && armed_deadline_ <= next) return;

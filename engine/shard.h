@@ -67,6 +67,11 @@ class shard {
   // the open connection, recv armed, or nullptr when out of slots (errno = EAGAIN).
   [[nodiscard]] connection* adopt(int fd, connection_handler* handler);
 
+  // Shard thread: client->on_deadline() once, in the first loop iteration at or after
+  // deadline_ns (steady clock, the scale of now_ns()). There is no cancel: the client checks
+  // what is due when called (a call may find nothing), and must outlive the loop.
+  void call_at(int64_t deadline_ns, deadline_client* client);
+
   [[nodiscard]] unsigned id() const { return id_; }
   [[nodiscard]] int cpu() const { return cpu_; }
   // Steady-clock nanoseconds, read once per loop iteration.
@@ -87,6 +92,10 @@ class shard {
     int64_t deadline;
     uint32_t index;
     uint32_t gen;
+  };
+  struct deadline_entry {
+    int64_t deadline;
+    deadline_client* client;
   };
 
   io_uring_sqe* get_sqe();
@@ -135,8 +144,9 @@ class shard {
   std::function<void()> loop_hook_;
   bool loop_again_ = false;  // loop_again(): the next iteration does not block
   std::vector<connection*> dirty_;
-  std::vector<timer_entry> timers_;  // min-heap on deadline
-  int64_t armed_deadline_ = 0;       // deadline of the one armed io_uring timeout; 0 = none
+  std::vector<timer_entry> timers_;        // min-heap on deadline
+  std::vector<deadline_entry> deadlines_;  // call_at(), min-heap on deadline
+  int64_t armed_deadline_ = 0;             // deadline of the one armed io_uring timeout; 0 = none
   uint32_t armed_gen_ = 0;
   __kernel_timespec armed_ts_{};
   int64_t now_ns_ = 0;

@@ -284,6 +284,9 @@ struct upstream_pool::pending {
   bool retried = false;
   bool head_request = false;
   bool head_seen = false;
+  bool waiting = false;  // queued for a connection (wait_prev/wait_next link the queue)
+  pending* wait_prev = nullptr;
+  pending* wait_next = nullptr;
 
   [[nodiscard]] uint64_t handle() const { return (uint64_t(gen) << 32) | (uint64_t(index) + 1); }
 };
@@ -333,6 +336,7 @@ upstream_pool::pending* upstream_pool::alloc_pending() {
 }
 
 void upstream_pool::free_pending(pending* p) {
+  if (p->waiting) dequeue(p);
   p->active = false;
   p->ex = nullptr;
   p->conn = nullptr;
@@ -443,9 +447,11 @@ uint64_t upstream_pool::send(const upstream_request& req, upstream_exchange* ex)
     ex->on_error(upstream_error::shutting_down, "upstream pool is shutting down");
     return 0;
   }
-  if (idle_head_ == nullptr && busy_count_ + idle_count_ >= options_.max_connections) {
+  const bool full = idle_head_ == nullptr && busy_count_ + idle_count_ >= options_.max_connections;
+  if (full && waiting_count_ >= options_.max_waiting) {
     count(upstream_error::pool_exhausted);
-    ex->on_error(upstream_error::pool_exhausted, "all upstream connections of this shard are busy");
+    ex->on_error(upstream_error::pool_exhausted,
+                 "all upstream connections of this shard are busy and the wait queue is full");
     return 0;
   }
   pending* p = alloc_pending();
@@ -458,6 +464,11 @@ uint64_t upstream_pool::send(const upstream_request& req, upstream_exchange* ex)
     ++counters_.reused;
     set_phase(cs, int(conn_state::phase::busy));
     start_on(cs, p);
+    return handle;
+  }
+  if (full) {
+    ++counters_.waited;
+    enqueue(p);
     return handle;
   }
   if (!connect_for(p)) {
@@ -508,18 +519,91 @@ void upstream_pool::start_on(conn_state* cs, pending* p) {
 void upstream_pool::complete(conn_state* cs) {
   pending* p = cs->p;
   upstream_exchange* ex = p->ex;
-  bool reusable = cs->keep_alive && cs->parser.leftover() == 0 && cs->conn->pending_output() == 0 &&
-                  !draining_ && !shutting_down_;
+  bool clean = cs->keep_alive && cs->parser.leftover() == 0 && cs->conn->pending_output() == 0 &&
+               !shutting_down_;
   cs->p = nullptr;
   free_pending(p);
   cs->reused = true;
-  if (reusable) {
+  if (clean && wait_head_ != nullptr) {
+    // Straight to the exchange that has waited longest (also while draining: it is in flight).
+    pending* next = wait_head_;
+    dequeue(next);
+    ++counters_.reused;
+    start_on(cs, next);
+  } else if (clean && !draining_) {
     set_phase(cs, int(conn_state::phase::idle));
     cs->conn->set_timer(options_.idle_timeout);
   } else {
     retire(cs, true);
+    serve_waiting();  // a connection fewer: a waiting exchange may connect
   }
   if (ex != nullptr) ex->on_end();  // last: it may send the next request on this connection
+}
+
+// ---- waiting for a connection ----
+
+void upstream_pool::enqueue(pending* p) {
+  p->waiting = true;
+  p->wait_next = nullptr;
+  p->wait_prev = wait_tail_;
+  if (wait_tail_ != nullptr) {
+    wait_tail_->wait_next = p;
+  } else {
+    wait_head_ = p;
+  }
+  wait_tail_ = p;
+  ++waiting_count_;
+  // Every exchange waits response_timeout, so the queue's order is its deadlines' order: one
+  // call_at for the oldest is enough.
+  if (deadline_armed_ == 0) {
+    deadline_armed_ = wait_head_->deadline_ns;
+    shard_.call_at(deadline_armed_, this);
+  }
+}
+
+void upstream_pool::dequeue(pending* p) {
+  if (p->wait_prev != nullptr) {
+    p->wait_prev->wait_next = p->wait_next;
+  } else {
+    wait_head_ = p->wait_next;
+  }
+  if (p->wait_next != nullptr) {
+    p->wait_next->wait_prev = p->wait_prev;
+  } else {
+    wait_tail_ = p->wait_prev;
+  }
+  p->wait_prev = p->wait_next = nullptr;
+  p->waiting = false;
+  --waiting_count_;
+}
+
+void upstream_pool::serve_waiting() {
+  while (wait_head_ != nullptr && !shutting_down_) {
+    pending* p = wait_head_;
+    if (conn_state* cs = idle_head_; cs != nullptr) {
+      dequeue(p);
+      ++counters_.reused;
+      set_phase(cs, int(conn_state::phase::busy));
+      start_on(cs, p);
+    } else if (busy_count_ + idle_count_ < options_.max_connections) {
+      dequeue(p);
+      if (!connect_for(p)) fail_connect(p, errno);
+    } else {
+      return;
+    }
+  }
+}
+
+void upstream_pool::on_deadline() {
+  deadline_armed_ = 0;
+  const int64_t now = shard_.now_ns();
+  while (wait_head_ != nullptr && wait_head_->deadline_ns <= now)
+    fail(wait_head_, upstream_error::pool_exhausted,
+         "no upstream connection of this shard came free within the response timeout");
+  if (wait_head_ != nullptr && deadline_armed_ == 0) {
+    deadline_armed_ = wait_head_->deadline_ns;
+    shard_.call_at(deadline_armed_, this);
+  }
 }
 
 // The busy connection cs failed (EOF, reset, send error) before its response was complete.
@@ -601,6 +685,7 @@ void upstream_pool::on_connected(engine::connection& conn, int error) {
     } else {
       fail(p, upstream_error::connect_failed, errno_text(-error));
     }
+    serve_waiting();
     return;
   }
   if (cs->p == nullptr) {  // nothing to send any more
@@ -630,6 +715,7 @@ void upstream_pool::on_data(engine::connection& conn, std::span<const char> byte
       pending* p = cs->p;
       retire(cs, false);
       fail(p, upstream_error::bad_response, cs->parser.error_detail());
+      serve_waiting();
       return;
     }
   }
@@ -654,6 +740,7 @@ void upstream_pool::on_eof(engine::connection& conn) {
     return;
   }
   connection_lost(cs, cs->parser.error_detail(), false);
+  serve_waiting();
 }
 
 void upstream_pool::on_timer(engine::connection& conn) {
@@ -667,6 +754,7 @@ void upstream_pool::on_timer(engine::connection& conn) {
   if (cs->ph != conn_state::phase::busy || p == nullptr || p->head_seen) return;
   retire(cs, false);
   fail(p, upstream_error::response_timeout, "no response head in time");
+  serve_waiting();
 }
 
 void upstream_pool::on_shutdown(engine::connection& conn) {
@@ -695,6 +783,7 @@ void upstream_pool::on_closed(engine::connection& conn) {
   }
   cs->conn = nullptr;
   free_conns_.push_back(cs);
+  serve_waiting();
 }
 
 // ---- control ----
@@ -710,7 +799,8 @@ void upstream_pool::cancel(uint64_t handle) {
     cs->p = nullptr;
     retire(cs, false);  // the response is not complete: the connection cannot be reused
   }
-  free_pending(p);
+  free_pending(p);  // a waiting exchange leaves the queue
+  serve_waiting();
 }
 
 void upstream_pool::shutdown() {

@@ -47,6 +47,9 @@ struct upstream_options {
   // reuse up to this cap (an idle one closes after idle_timeout): a lower cap on idle ones
   // alone would make any concurrency above it connect and close once per call.
   uint32_t max_connections = 256;
+  // Calls that find all max_connections busy wait for one, first come first served, until
+  // their response_timeout; past this many waiting, a call fails at once (pool_exhausted).
+  uint32_t max_waiting = 1024;
   std::chrono::milliseconds idle_timeout{30000};  // idle connections are closed after this
 };
 
@@ -105,9 +108,10 @@ struct upstream_counters {
   uint64_t timeouts = 0;          // connect or response timeouts
   uint64_t resets = 0;            // closed/reset before the response was complete
   uint64_t bad_responses = 0;
-  uint64_t reused = 0;   // exchanges sent on an idle keep-alive connection
-  uint64_t retries = 0;  // reused connection failed before any response byte: sent again
-  uint64_t exhausted = 0;
+  uint64_t reused = 0;     // exchanges sent on an idle keep-alive connection
+  uint64_t retries = 0;    // reused connection failed before any response byte: sent again
+  uint64_t waited = 0;     // exchanges that queued for a connection (all were busy)
+  uint64_t exhausted = 0;  // refused: the queue was full, or no connection came free in time
 };
 
 // What the gateway forwards through: the HTTP pool below, or a stdio server that Sluice runs
@@ -120,7 +124,9 @@ class upstream_client {
   virtual void shutdown() = 0;
 };
 
-class upstream_pool final : public upstream_client, private engine::connection_handler {
+class upstream_pool final : public upstream_client,
+                            private engine::connection_handler,
+                            private engine::deadline_client {
  public:
   upstream_pool(engine::shard& shard, upstream_target target, upstream_options options);
   // The pool must outlive its connections: keep it in the shard's handler (destroyed with the
@@ -129,11 +135,13 @@ class upstream_pool final : public upstream_client, private engine::connection_h
   upstream_pool(const upstream_pool&) = delete;
   upstream_pool& operator=(const upstream_pool&) = delete;
 
-  // Starts an exchange on an idle connection or a new one. The request is formatted (and kept
-  // for the one retry) before returning: req's views need not outlive the call. Returns a
-  // non-zero handle for cancel(). If the exchange cannot start (pool_exhausted: max_connections
-  // busy or no engine outgoing slot; shutting_down; connect_failed when no socket can be made)
-  // ex->on_error is called before send returns and send returns 0. Does not allocate once warm.
+  // Starts an exchange on an idle connection or a new one; when max_connections are busy it
+  // waits for one (max_waiting at most, each until its response_timeout, then
+  // pool_exhausted). The request is formatted (and kept for the one retry) before returning:
+  // req's views need not outlive the call. Returns a non-zero handle for cancel(). If the
+  // exchange cannot start (pool_exhausted: the wait queue is full or no engine outgoing slot;
+  // shutting_down; connect_failed when no socket can be made) ex->on_error is called before
+  // send returns and send returns 0. Does not allocate once warm.
   [[nodiscard]] uint64_t send(const upstream_request& req, upstream_exchange* ex) override;
 
   // The downstream went away: no more callbacks for this exchange. Its connection is closed
@@ -146,6 +154,7 @@ class upstream_pool final : public upstream_client, private engine::connection_h
 
   [[nodiscard]] size_t idle() const { return idle_count_; }
   [[nodiscard]] size_t busy() const { return busy_count_; }  // connecting or carrying an exchange
+  [[nodiscard]] size_t waiting() const { return waiting_count_; }  // queued for a connection
   [[nodiscard]] const upstream_counters& counters() const { return counters_; }
   [[nodiscard]] const upstream_target& target() const { return target_; }
 
@@ -162,6 +171,8 @@ class upstream_pool final : public upstream_client, private engine::connection_h
   void on_timer(engine::connection& conn) override;
   void on_shutdown(engine::connection& conn) override;
   void on_closed(engine::connection& conn) override;
+  // engine::deadline_client: the first waiting exchange's response_timeout
+  void on_deadline() override;
 
   pending* alloc_pending();
   void free_pending(pending* p);
@@ -170,6 +181,10 @@ class upstream_pool final : public upstream_client, private engine::connection_h
   void retire(conn_state* cs, bool graceful);
   [[nodiscard]] bool connect_for(pending* p);
   void start_on(conn_state* cs, pending* p);
+  void enqueue(pending* p);
+  void dequeue(pending* p);
+  // Hands idle or newly allowed connections to waiting exchanges, oldest first.
+  void serve_waiting();
   void complete(conn_state* cs);
   void connection_lost(conn_state* cs, std::string_view detail, bool conn_gone);
   void count(upstream_error e);
@@ -189,6 +204,10 @@ class upstream_pool final : public upstream_client, private engine::connection_h
   conn_state* idle_head_ = nullptr;  // most recently used first
   size_t idle_count_ = 0;
   size_t busy_count_ = 0;
+  pending* wait_head_ = nullptr;  // exchanges waiting for a connection, oldest first
+  pending* wait_tail_ = nullptr;
+  size_t waiting_count_ = 0;
+  int64_t deadline_armed_ = 0;  // the call_at() pending with the shard; 0 = none
   bool shutting_down_ = false;  // shutdown() was called
   bool draining_ = false;       // the engine is stopping: finish in-flight work, keep nothing
   upstream_counters counters_;

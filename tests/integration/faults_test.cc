@@ -126,6 +126,43 @@ TEST_F(faults, UpstreamGarbageIs502) {
   expect_serving();
 }
 
+// More calls at once than upstream connections: the ones over the cap wait for a connection
+// (here: for the one before them to be answered and closed) and are all answered, none
+// refused. Two shards with one connection each; the upstream answers one call at a time.
+TEST_F(faults, CallsOverTheUpstreamCapWaitForAConnection) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url(), {"--upstream-connections", "1"}));
+  constexpr int kCalls = 6;
+  std::vector<http_client> clients;
+  for (int i = 0; i < kCalls; ++i) {
+    clients.emplace_back(port_, kLong);
+    ASSERT_TRUE(clients.back().send_request("POST", "/mcp", call(std::to_string(i), "echo"),
+                                            mcp_headers()));
+  }
+  for (int i = 0; i < kCalls; ++i) {
+    std::string request;
+    const int u = up.accept_request(request, kLong);
+    ASSERT_GE(u, 0) << "call " << i << " never reached the upstream";
+    const size_t id_at = request.find("\"id\":");
+    ASSERT_NE(id_at, std::string::npos) << request;
+    const std::string id = request.substr(id_at + 5, request.find(',', id_at) - id_at - 5);
+    const std::string body = R"({"jsonrpc":"2.0","id":)" + id + R"(,"result":{"content":[]}})";
+    ASSERT_TRUE(raw_upstream::write_all(
+        u,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        "Content-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body));
+    up.close(u);
+  }
+  for (int i = 0; i < kCalls; ++i) {
+    auto r = clients[size_t(i)].read_response(kLong);
+    ASSERT_TRUE(r) << "call " << i << " got no answer";
+    EXPECT_EQ(r->status, 200) << "call " << i << ": " << r->body;
+    EXPECT_TRUE(contains(r->body, R"("result")")) << "call " << i << ": " << r->body;
+  }
+  expect_serving();
+}
+
 // A reset before the answer's head is a 502; after it, the client's connection is closed (the
 // status has gone out) and never left hanging.
 TEST_F(faults, UpstreamResetMidAnswerIs502OrAClose) {

@@ -373,6 +373,7 @@ class gateway_handler final : public request_handler {
           " retries=" + std::to_string(k.retries) + " resets=" + std::to_string(k.resets) +
           " timeouts=" + std::to_string(k.timeouts) + " bad=" + std::to_string(k.bad_responses) +
           " exhausted=" + std::to_string(k.exhausted) +
+          " waiting=" + std::to_string(pool.waiting()) + " waited=" + std::to_string(k.waited) +
           " failures=" + std::to_string(k.connect_failures);
       slot.respond(200, "text/plain", s);
       return;
@@ -1157,7 +1158,7 @@ TEST(upstream_pool_faults, cancel_before_the_head_closes_the_connection) {
   EXPECT_TRUE(gw.wait_stats({"idle=0", "busy=0"}));
 }
 
-TEST(upstream_pool_faults, pool_exhausted_over_max_connections) {
+TEST(upstream_pool_faults, pool_exhausted_when_the_wait_queue_is_full) {
   raw_origin origin([](raw_origin& o) {
     int fd = o.accept_one();
     std::string req;
@@ -1168,6 +1169,7 @@ TEST(upstream_pool_faults, pool_exhausted_over_max_connections) {
   });
   upstream_options opts;
   opts.max_connections = 1;
+  opts.max_waiting = 0;
   mini_gateway gw(origin.url(), opts);
   test::client held(gw.port());
   ASSERT_TRUE(held.write(post("/hold", "{}")));
@@ -1176,11 +1178,98 @@ TEST(upstream_pool_faults, pool_exhausted_over_max_connections) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 502);
   EXPECT_NE(r->body.find("pool_exhausted"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("wait queue is full"), std::string::npos) << r->body;
   origin.g2.open();
   auto h = held.read_response();
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
   EXPECT_TRUE(has_stat(gw.stats(), "exhausted=1"));
+}
+
+// All connections busy: the next call waits for one instead of failing, and is sent on the
+// first connection that comes free.
+TEST(upstream_pool_faults, call_waits_for_a_busy_connection) {
+  raw_origin origin([](raw_origin& o) {
+    int fd = o.accept_one();
+    std::string req;
+    ASSERT_TRUE(raw_origin::read_request(fd, req));
+    o.g1.open();
+    EXPECT_TRUE(o.g2.wait());  // the second call is queued
+    raw_origin::write_all(fd, kOk);
+    ASSERT_TRUE(raw_origin::read_request(fd, req));  // the queued call, same connection
+    EXPECT_NE(req.find("\"second\""), std::string::npos) << req;
+    raw_origin::write_all(fd, kOk);
+  });
+  upstream_options opts;
+  opts.max_connections = 1;
+  mini_gateway gw(origin.url(), opts);
+  test::client first(gw.port());
+  ASSERT_TRUE(first.write(post("/x", "{}")));
+  ASSERT_TRUE(origin.g1.wait());
+  test::client second(gw.port());
+  ASSERT_TRUE(second.write(post("/x", "{\"second\":1}")));
+  EXPECT_TRUE(gw.wait_stats({"waiting=1", "waited=1"})) << gw.stats();
+  origin.g2.open();
+  auto r1 = first.read_response();
+  auto r2 = second.read_response();
+  ASSERT_TRUE(r1);
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r1->status, 200);
+  EXPECT_EQ(r2->status, 200) << r2->body;
+  origin.join();
+  std::string s = gw.stats();
+  EXPECT_TRUE(has_stat(s, "connects=1")) << s;
+  EXPECT_TRUE(has_stat(s, "reused=1")) << s;
+  EXPECT_TRUE(has_stat(s, "waiting=0")) << s;
+  EXPECT_TRUE(has_stat(s, "exhausted=0")) << s;
+}
+
+// A call waits for a connection no longer than its response timeout, and a cancelled one
+// leaves the queue. The one connection streams an SSE answer meanwhile (no timeout of its own).
+TEST(upstream_pool_faults, waiting_call_times_out_or_is_cancelled) {
+  raw_origin origin([](raw_origin& o) {
+    int fd = o.accept_one();
+    std::string req;
+    ASSERT_TRUE(raw_origin::read_request(fd, req));
+    raw_origin::write_all(fd,
+                          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n");
+    EXPECT_TRUE(o.g1.wait());
+    raw_origin::write_all(fd, "0\r\n\r\n");
+  });
+  upstream_options opts;
+  opts.max_connections = 1;
+  opts.response_timeout = 300ms;
+  mini_gateway gw(origin.url(), opts);
+  test::client stream(gw.port());
+  ASSERT_TRUE(stream.write(post("/x", "{}")));
+  while (stream.buffered().find("data: 1") == std::string::npos)
+    ASSERT_TRUE(stream.fill()) << stream.buffered();
+  // Times out in the queue.
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = ask(gw.port());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 502);
+  EXPECT_NE(r->body.find("pool_exhausted"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("came free"), std::string::npos) << r->body;
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
+  // Cancelled in the queue.
+  test::client held(gw.port());
+  ASSERT_TRUE(held.write(post("/hold", "{}")));
+  EXPECT_TRUE(gw.wait_stats({"waiting=1"})) << gw.stats();
+  ask(gw.port(), "/cancel");
+  auto h = held.read_response();
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 503);
+  EXPECT_TRUE(has_stat(gw.stats(), "waiting=0")) << gw.stats();
+  origin.g1.open();
+  while (stream.buffered().find("\r\n0\r\n\r\n") == std::string::npos)
+    ASSERT_TRUE(stream.fill()) << stream.buffered();
+  origin.join();
+  std::string s = gw.stats();
+  EXPECT_TRUE(has_stat(s, "waited=2")) << s;
+  EXPECT_TRUE(has_stat(s, "exhausted=1")) << s;
+  EXPECT_TRUE(has_stat(s, "connects=1")) << s;
 }
 
 TEST(upstream_pool_faults, shutdown_fails_pending_and_later_sends) {
