@@ -61,8 +61,9 @@ bool named_by_connection(std::string_view name, std::span<const http_header> hea
   return false;
 }
 
-// Hop-by-hop headers (RFC 9110 7.6.1) and the ones the pool writes itself.
-bool forwardable(const http_header& h, std::span<const http_header> all) {
+// Hop-by-hop headers (RFC 9110 7.6.1) and the ones the pool writes itself. `connection`: the
+// request has a Connection header (only then can it name others).
+bool forwardable(const http_header& h, std::span<const http_header> all, bool connection) {
   std::string_view n = h.name;
   if (n.empty() || has_cr_or_lf(n) || has_cr_or_lf(h.value)) return false;
   if (iequal(n, "connection") || iequal(n, "keep-alive") || iequal(n, "transfer-encoding") ||
@@ -70,7 +71,7 @@ bool forwardable(const http_header& h, std::span<const http_header> all) {
       iequal(n, "content-length") || istarts_with(n, "proxy-")) {
     return false;
   }
-  return !named_by_connection(n, all);
+  return !connection || !named_by_connection(n, all);
 }
 
 bool method_has_body(std::string_view m) {
@@ -91,8 +92,11 @@ void format_request(engine::byte_buffer& out, const upstream_target& t,
                     const upstream_request& req) {
   bool with_length = !req.body.empty() || method_has_body(req.method);
   size_t n = req.method.size() + 1 + t.path.size() + kVersion.size() + t.host_header.size() + 2;
-  for (const http_header& h : req.headers)
+  bool connection = false;
+  for (const http_header& h : req.headers) {
     n += h.name.size() + 2 + h.value.size() + 2;
+    connection = connection || iequal(h.name, "connection");
+  }
   n += kContentLength.size() + 20 + 2 + kKeepAlive.size() + req.body.size();
   out.clear();
   char* start = out.prepare(n);
@@ -103,7 +107,7 @@ void format_request(engine::byte_buffer& out, const upstream_target& t,
   p = put(p, t.host_header);
   p = put(p, "\r\n");
   for (const http_header& h : req.headers) {
-    if (!forwardable(h, req.headers)) continue;
+    if (!forwardable(h, req.headers, connection)) continue;
     p = put(p, h.name);
     p = put(p, ": ");
     p = put(p, h.value);
