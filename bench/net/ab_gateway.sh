@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Two or more builds of the gateway side by side, for changes too small for the noise of one
-# run: each `sluice serve --shards 1` (or bench/net/noop_proxy, named noop) listens on its own
-# port on CPU 1 in front of one sluice-example-server on CPU 0, and wrk (CPU 0, 1 thread,
-# 64 connections, bench/net/tools_call.lua) drives them in turn, ROUNDS times, so a change in
+# run: each `sluice serve --shards 1` (or a noop_proxy build: a NAME starting with noop)
+# listens on its own port on CPU 1 in front of one sluice-example-server on CPU 0, and wrk
+# (CPU 0, 1 thread, CONNS connections, bench/net/tools_call.lua) drives them in turn, ROUNDS times, so a change in
 # the machine's load hits every build alike. Prints each round and each build's median
 # server CPU per proxied call (utime+stime over the run / calls) and its user-space part, and
 # how many calls were not answered 200 (those are cheaper and skew the CPU figure: compare
@@ -29,7 +29,7 @@ names=() ports=() spids=()
 port=18200
 for arg in "$@"; do
   name=${arg%%=*} bin=${arg#*=} port=$((port + 1))
-  if [ "$name" = noop ]; then
+  if [[ $name == noop* ]]; then
     taskset -c 1 "$bin" $port 18200 >/dev/null 2>&1 &
   else
     taskset -c 1 "$bin" serve --policy "$work/policy.json" --listen 127.0.0.1:$port --shards 1 \
