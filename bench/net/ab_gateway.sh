@@ -4,10 +4,9 @@
 # listens on its own port on CPU 1 in front of one sluice-example-server on CPU 0, and wrk
 # (CPU 0, 1 thread, CONNS connections, bench/net/tools_call.lua) drives them in turn, ROUNDS
 # times, so a change in the machine's load hits every build alike. Prints each round and each
-# build's median
-# server CPU per proxied call (utime+stime over the run / calls) and its user-space part, and
-# how many calls were not answered 200 (those are cheaper and skew the CPU figure: compare
-# CPU only between builds that fail none). CONNS sets wrk's connections (default 64).
+# build's median server CPU per proxied call (utime+stime over the run / calls) and its
+# user-space part, and how many calls were not answered 200 (those are cheaper and skew the
+# CPU figure: compare CPU only between builds that fail none).
 #
 #   bench/net/ab_gateway.sh NAME=BINARY NAME=BINARY...     (ROUNDS=10, SECS=3, CONNS=64)
 #   e.g. bench/net/ab_gateway.sh old=/tmp/sluice-old new=build/release/tools/sluice/sluice
