@@ -517,6 +517,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
       headers_.push_back(h);
     upstream_request up;
     up.method = req.method;
+    up.stream = req.method == "GET";  // MCP's server stream: open as long as the session lives
     up.headers = headers_;
     up.body = req.body;
     f->owner = this;

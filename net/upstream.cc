@@ -288,6 +288,7 @@ struct upstream_pool::pending {
   bool retried = false;
   bool head_request = false;
   bool head_seen = false;
+  bool stream = false;   // upstream_request::stream
   bool waiting = false;  // queued for a connection (wait_prev/wait_next link the queue)
   pending* wait_prev = nullptr;
   pending* wait_next = nullptr;
@@ -316,6 +317,7 @@ struct upstream_pool::conn_state final : response_sink {
   bool reused = false;               // a response completed on it before (keep-alive)
   bool keep_alive = false;           // the current response allows reuse
   bool timeout_is_response = false;  // the connect timeout is the response deadline
+  bool stream = false;  // carries a stream: counted in streams_count_ while connecting or busy
 };
 
 upstream_pool::upstream_pool(engine::shard& shard, upstream_target target, upstream_options options)
@@ -334,7 +336,7 @@ upstream_pool::pending* upstream_pool::alloc_pending() {
     p->index = uint32_t(pendings_.size() - 1);
   }
   p->active = true;
-  p->retried = p->head_seen = p->head_request = false;
+  p->retried = p->head_seen = p->head_request = p->stream = false;
   p->conn = nullptr;
   return p;
 }
@@ -367,7 +369,7 @@ void upstream_pool::set_phase(conn_state* cs, int ph) {
   auto to = phase(ph);
   if (cs->ph == to) return;
   if (cs->ph == phase::connecting || cs->ph == phase::busy) {
-    --busy_count_;
+    --(cs->stream ? streams_count_ : busy_count_);
   } else if (cs->ph == phase::idle) {
     --idle_count_;
     if (cs->prev != nullptr) {
@@ -380,7 +382,7 @@ void upstream_pool::set_phase(conn_state* cs, int ph) {
   }
   cs->ph = to;
   if (to == phase::connecting || to == phase::busy) {
-    ++busy_count_;
+    ++(cs->stream ? streams_count_ : busy_count_);
   } else if (to == phase::idle) {
     ++idle_count_;
     cs->prev = nullptr;
@@ -451,7 +453,14 @@ uint64_t upstream_pool::send(const upstream_request& req, upstream_exchange* ex)
     ex->on_error(upstream_error::shutting_down, "upstream pool is shutting down");
     return 0;
   }
-  const bool full = idle_head_ == nullptr && busy_count_ + idle_count_ >= options_.max_connections;
+  if (req.stream && streams_count_ >= options_.max_streams) {
+    count(upstream_error::pool_exhausted);
+    ex->on_error(upstream_error::pool_exhausted,
+                 "this shard already carries its maximum of upstream streams");
+    return 0;
+  }
+  const bool full =
+      !req.stream && idle_head_ == nullptr && busy_count_ + idle_count_ >= options_.max_connections;
   if (full && waiting_count_ >= options_.max_waiting) {
     count(upstream_error::pool_exhausted);
     ex->on_error(upstream_error::pool_exhausted,
@@ -461,11 +470,13 @@ uint64_t upstream_pool::send(const upstream_request& req, upstream_exchange* ex)
   pending* p = alloc_pending();
   p->ex = ex;
   p->head_request = req.method == "HEAD";
+  p->stream = req.stream;
   p->deadline_ns = shard_.now_ns() + std::chrono::nanoseconds(options_.response_timeout).count();
   format_request(p->request, target_, req);
   uint64_t handle = p->handle();
   if (conn_state* cs = idle_head_; cs != nullptr) {
     ++counters_.reused;
+    cs->stream = p->stream;  // before set_phase: it says which count the connection joins
     set_phase(cs, int(conn_state::phase::busy));
     start_on(cs, p);
     return handle;
@@ -503,6 +514,7 @@ bool upstream_pool::connect_for(pending* p) {
   p->conn = cs;
   cs->reused = false;
   cs->keep_alive = false;
+  cs->stream = p->stream;
   set_phase(cs, int(conn_state::phase::connecting));
   return true;
 }
@@ -523,8 +535,9 @@ void upstream_pool::start_on(conn_state* cs, pending* p) {
 void upstream_pool::complete(conn_state* cs) {
   pending* p = cs->p;
   upstream_exchange* ex = p->ex;
+  // A stream's connection is closed when it ends: it stood outside max_connections.
   bool clean = cs->keep_alive && cs->parser.leftover() == 0 && cs->conn->pending_output() == 0 &&
-               !shutting_down_;
+               !shutting_down_ && !cs->stream;
   cs->p = nullptr;
   free_pending(p);
   cs->reused = true;
@@ -587,6 +600,7 @@ void upstream_pool::serve_waiting() {
     if (conn_state* cs = idle_head_; cs != nullptr) {
       dequeue(p);
       ++counters_.reused;
+      cs->stream = false;  // only calls wait
       set_phase(cs, int(conn_state::phase::busy));
       start_on(cs, p);
     } else if (busy_count_ + idle_count_ < options_.max_connections) {

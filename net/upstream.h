@@ -50,6 +50,11 @@ struct upstream_options {
   // Calls that find all max_connections busy wait for one, first come first served, until
   // their response_timeout; past this many waiting, a call fails at once (pool_exhausted).
   uint32_t max_waiting = 1024;
+  // Long-lived streams (upstream_request::stream: MCP's GET, a server's own SSE stream, which an
+  // SDK client opens for every session and keeps for its life) each hold a connection of their
+  // own, outside max_connections, so sessions' streams never starve their calls; this many per
+  // shard at most, then pool_exhausted at once (no waiting).
+  uint32_t max_streams = 1024;
   std::chrono::milliseconds idle_timeout{30000};  // idle connections are closed after this
 };
 
@@ -99,6 +104,9 @@ struct upstream_request {
   // header holding CR or LF. The pool adds Host, Content-Length and Connection: keep-alive.
   std::span<const http_header> headers;
   std::string_view body;  // forwarded byte for byte
+  // Open-ended (MCP's GET stream): counted against max_streams, not max_connections, and its
+  // connection is closed when it ends.
+  bool stream = false;
 };
 
 struct upstream_counters {
@@ -155,6 +163,7 @@ class upstream_pool final : public upstream_client,
   [[nodiscard]] size_t idle() const { return idle_count_; }
   [[nodiscard]] size_t busy() const { return busy_count_; }  // connecting or carrying an exchange
   [[nodiscard]] size_t waiting() const { return waiting_count_; }  // queued for a connection
+  [[nodiscard]] size_t streams() const { return streams_count_; }  // connections carrying streams
   [[nodiscard]] const upstream_counters& counters() const { return counters_; }
   [[nodiscard]] const upstream_target& target() const { return target_; }
 
@@ -203,7 +212,8 @@ class upstream_pool final : public upstream_client,
   std::vector<conn_state*> free_conns_;
   conn_state* idle_head_ = nullptr;  // most recently used first
   size_t idle_count_ = 0;
-  size_t busy_count_ = 0;
+  size_t busy_count_ = 0;         // connecting or carrying a call (not a stream)
+  size_t streams_count_ = 0;      // connecting or carrying a stream
   pending* wait_head_ = nullptr;  // exchanges waiting for a connection, oldest first
   pending* wait_tail_ = nullptr;
   size_t waiting_count_ = 0;

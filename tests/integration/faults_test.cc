@@ -163,6 +163,49 @@ TEST_F(faults, CallsOverTheUpstreamCapWaitForAConnection) {
   expect_serving();
 }
 
+// MCP SDK clients keep a GET stream open for each session's life. Those streams hold upstream
+// connections of their own, outside --upstream-connections, so sessions' streams never leave
+// their calls waiting: here 4 streams are open on 2 shards of 1 call connection each, and a
+// call is still answered at once.
+TEST_F(faults, OpenServerStreamsDoNotStarveCalls) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url(), {"--upstream-connections", "1"}));
+  std::vector<http_client> streams;
+  std::vector<int> upstream_streams;
+  for (int i = 0; i < 4; ++i) {
+    streams.emplace_back(port_, kLong);
+    ASSERT_TRUE(streams.back().send_request(
+        "GET", "/mcp", {},
+        {{"Accept", "text/event-stream"}, {"Mcp-Session-Id", "s" + std::to_string(i)}}));
+    std::string request;
+    const int u = up.accept_request(request, kLong);
+    ASSERT_GE(u, 0) << "stream " << i << " never reached the upstream";
+    ASSERT_TRUE(request.starts_with("GET ")) << request;
+    ASSERT_TRUE(raw_upstream::write_all(u,
+                                        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                        "Transfer-Encoding: chunked\r\n\r\n" +
+                                            chunk(progress_event(1))));
+    ASSERT_TRUE(streams.back().read_head(kLong));
+    ASSERT_TRUE(streams.back().next_event(kLong));
+    upstream_streams.push_back(u);
+  }
+  http_client c(port_, kLong);
+  ASSERT_TRUE(c.send_request("POST", "/mcp", call("7", "echo"), mcp_headers()));
+  std::string request;
+  const int u = up.accept_request(request, kLong);
+  ASSERT_GE(u, 0) << "the call waited behind the streams";
+  const std::string body = R"({"jsonrpc":"2.0","id":7,"result":{"content":[]}})";
+  ASSERT_TRUE(raw_upstream::write_all(
+      u, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body));
+  auto r = c.read_response(kLong);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  for (int s : upstream_streams)
+    up.reset(s);
+  expect_serving();
+}
+
 // A reset before the answer's head is a 502; after it, the client's connection is closed (the
 // status has gone out) and never left hanging.
 TEST_F(faults, UpstreamResetMidAnswerIs502OrAClose) {

@@ -374,6 +374,7 @@ class gateway_handler final : public request_handler {
           " timeouts=" + std::to_string(k.timeouts) + " bad=" + std::to_string(k.bad_responses) +
           " exhausted=" + std::to_string(k.exhausted) +
           " waiting=" + std::to_string(pool.waiting()) + " waited=" + std::to_string(k.waited) +
+          " streams=" + std::to_string(pool.streams()) +
           " failures=" + std::to_string(k.connect_failures);
       slot.respond(200, "text/plain", s);
       return;
@@ -395,7 +396,8 @@ class gateway_handler final : public request_handler {
     auto* r = new relay(*this, slot, t == "/cancel-on-body");
     live.insert(r);
     upstream_request up{req.method, req.headers, req.body};
-    uint64_t h = pool.send(up, r);  // may end r at once (on_error) and return 0
+    up.stream = req.method == "GET";  // as the gateway does: MCP's server stream
+    uint64_t h = pool.send(up, r);    // may end r at once (on_error) and return 0
     if (h == 0) return;
     r->handle = h;
     if (t == "/hold") held = r;
@@ -632,7 +634,8 @@ TEST(upstream_pool_e2e, chunked_stream_from_http_server_then_reuse) {
   http_origin origin;
   mini_gateway gw(origin.url());
   test::client c(gw.port());
-  ASSERT_TRUE(c.write("GET /x HTTP/1.1\r\nHost: g\r\nX-Mode: sse\r\n\r\n"));
+  // A POST answered with a (finite) SSE stream: the connection is kept. A GET stream's would not.
+  ASSERT_TRUE(c.write(post("/x", "{}", "X-Mode: sse\r\n")));
   auto r = c.read_response();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -1270,6 +1273,81 @@ TEST(upstream_pool_faults, waiting_call_times_out_or_is_cancelled) {
   EXPECT_TRUE(has_stat(s, "waited=2")) << s;
   EXPECT_TRUE(has_stat(s, "exhausted=1")) << s;
   EXPECT_TRUE(has_stat(s, "connects=1")) << s;
+}
+
+// A stream (GET, open as long as an MCP session lives) holds a connection outside
+// max_connections: with the one call connection's worth of streams open, a call still gets a
+// connection of its own at once. The stream's connection closes when it ends.
+TEST(upstream_pool_faults, streams_do_not_take_call_connections) {
+  raw_origin origin([](raw_origin& o) {
+    int s = o.accept_one();
+    std::string req;
+    ASSERT_TRUE(raw_origin::read_request(s, req));
+    EXPECT_TRUE(req.starts_with("GET ")) << req;
+    raw_origin::write_all(s,
+                          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n");
+    int c = o.accept_one();
+    ASSERT_GE(c, 0);
+    ASSERT_TRUE(raw_origin::read_request(c, req));
+    EXPECT_TRUE(req.starts_with("POST ")) << req;
+    raw_origin::write_all(c, kOk);
+    EXPECT_TRUE(o.g1.wait());
+    raw_origin::write_all(s, "0\r\n\r\n");
+    o.saw_eof = raw_origin::wait_eof(s);
+  });
+  upstream_options opts;
+  opts.max_connections = 1;
+  mini_gateway gw(origin.url(), opts);
+  test::client stream(gw.port());
+  ASSERT_TRUE(stream.write("GET /x HTTP/1.1\r\nHost: g\r\nAccept: text/event-stream\r\n\r\n"));
+  while (stream.buffered().find("data: 1") == std::string::npos)
+    ASSERT_TRUE(stream.fill()) << stream.buffered();
+  auto r = ask(gw.port());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  std::string s = gw.stats();
+  EXPECT_TRUE(has_stat(s, "streams=1")) << s;
+  EXPECT_TRUE(has_stat(s, "waited=0")) << s;
+  EXPECT_TRUE(has_stat(s, "idle=1")) << s;
+  origin.g1.open();
+  while (stream.buffered().find("\r\n0\r\n\r\n") == std::string::npos)
+    ASSERT_TRUE(stream.fill()) << stream.buffered();
+  origin.join();
+  EXPECT_TRUE(origin.saw_eof.load());  // not kept: it stood outside max_connections
+  EXPECT_TRUE(gw.wait_stats({"streams=0", "idle=1", "busy=0"})) << gw.stats();
+}
+
+TEST(upstream_pool_faults, streams_over_max_streams_are_refused_at_once) {
+  raw_origin origin([](raw_origin& o) {
+    int s = o.accept_one();
+    std::string req;
+    ASSERT_TRUE(raw_origin::read_request(s, req));
+    raw_origin::write_all(s,
+                          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n");
+    EXPECT_TRUE(o.g1.wait());
+    raw_origin::write_all(s, "0\r\n\r\n");
+  });
+  upstream_options opts;
+  opts.max_streams = 1;
+  mini_gateway gw(origin.url(), opts);
+  const std::string get = "GET /x HTTP/1.1\r\nHost: g\r\nAccept: text/event-stream\r\n\r\n";
+  test::client first(gw.port());
+  ASSERT_TRUE(first.write(get));
+  while (first.buffered().find("data: 1") == std::string::npos)
+    ASSERT_TRUE(first.fill()) << first.buffered();
+  test::client second(gw.port());
+  ASSERT_TRUE(second.write(get));
+  auto r = second.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 502);
+  EXPECT_NE(r->body.find("maximum of upstream streams"), std::string::npos) << r->body;
+  origin.g1.open();
+  while (first.buffered().find("\r\n0\r\n\r\n") == std::string::npos)
+    ASSERT_TRUE(first.fill()) << first.buffered();
+  origin.join();
+  EXPECT_TRUE(has_stat(gw.stats(), "exhausted=1"));
 }
 
 TEST(upstream_pool_faults, shutdown_fails_pending_and_later_sends) {

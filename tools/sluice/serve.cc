@@ -60,6 +60,7 @@ struct serve_options {
   int64_t response_timeout_ms = 30'000;
   int64_t upstream_connections = 256;
   int64_t upstream_queue = 1024;
+  int64_t upstream_streams = 1024;
   int64_t max_limiter_keys = 1 << 20;
   int64_t merge_interval_ms = 2;
   int64_t max_json_depth = 64;
@@ -154,6 +155,8 @@ const std::vector<option_spec>& specs() {
        INT(upstream_connections, 1, 100'000)},
       {"upstream-queue", "N", "calls per shard waiting for a busy upstream connection [1024]",
        INT(upstream_queue, 0, 1'000'000)},
+      {"upstream-streams", "N", "open GET streams per shard, each its own connection [1024]",
+       INT(upstream_streams, 1, 100'000)},
       {"max-limiter-keys", "N", "live rate-limit keys per shard; beyond: fail closed [1048576]",
        INT(max_limiter_keys, 1, 1 << 30)},
       {"merge-interval-ms", "MS",
@@ -596,6 +599,7 @@ int run_serve(std::span<char* const> args) {
   gs.upstream_opts.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
   gs.upstream_opts.max_connections = static_cast<uint32_t>(o.upstream_connections);
   gs.upstream_opts.max_waiting = static_cast<uint32_t>(o.upstream_queue);
+  gs.upstream_opts.max_streams = static_cast<uint32_t>(o.upstream_streams);
   gs.limiter.max_keys = static_cast<size_t>(o.max_limiter_keys);
   gs.shards = static_cast<unsigned>(o.shards);
   gs.merge_interval = std::chrono::milliseconds(o.merge_interval_ms);
@@ -620,11 +624,13 @@ int run_serve(std::span<char* const> args) {
     return 2;
   }
   rc.shards = static_cast<unsigned>(o.shards);
-  // Outgoing engine slots: every server's pool at its cap, twice (a closed connection holds
-  // its slot while it lingers), and the stdio sessions' socket pairs; at least the default.
+  // Outgoing engine slots: every server's pool at its caps (calls and streams), twice (a
+  // closed connection holds its slot while it lingers), and the stdio sessions' socket pairs;
+  // at least the default.
   const uint64_t servers = std::max<size_t>(1, o.servers.size());
-  rc.shard.max_outgoing = static_cast<uint32_t>(std::max<uint64_t>(
-      rc.shard.max_outgoing, servers * 2 * (uint64_t(o.upstream_connections) + 256)));
+  const uint64_t per_server = uint64_t(o.upstream_connections) + uint64_t(o.upstream_streams) + 256;
+  rc.shard.max_outgoing =
+      static_cast<uint32_t>(std::max<uint64_t>(rc.shard.max_outgoing, servers * 2 * per_server));
   net::http_limits limits;
   limits.max_header_bytes = static_cast<size_t>(o.max_header_bytes);
   limits.max_body_bytes = static_cast<size_t>(o.max_body_bytes);
