@@ -118,6 +118,7 @@ struct route {
   policy::decider decider;
   std::unique_ptr<upstream_client> pool;  // null: no upstream
   stdio_router* router = nullptr;         // the pool, when it is a stdio upstream
+  upstream_pool* http = nullptr;          // the pool, when it is an HTTP upstream
   std::vector<http_header> extra_upstream;
 };
 
@@ -288,7 +289,9 @@ class gateway_shard final : public request_handler, public control::shard_contro
       r.router = router.get();
       r.pool = std::move(router);
     } else if (has_upstream) {
-      r.pool = std::make_unique<upstream_pool>(shard_, target, settings_.upstream_opts);
+      auto pool = std::make_unique<upstream_pool>(shard_, target, settings_.upstream_opts);
+      r.http = pool.get();
+      r.pool = std::move(pool);
     }
     for (const std::string& line : headers) {
       const size_t colon = line.find(':');
@@ -550,9 +553,24 @@ class gateway_shard final : public request_handler, public control::shard_contro
     if (shared_->relay) relay_in();
     if (abandoned_ && active_forwards_ != 0) reap_abandoned();
     abandoned_ = false;
-    if (ctl_) ctl_->on_loop(main_.decider, server_deciders_, *this, port_.limiter().live_keys());
+    if (ctl_) {
+      control::upstream_gauges g;
+      add_gauges(main_, g);
+      for (const auto& r : servers_)
+        add_gauges(*r, g);
+      ctl_->on_loop(main_.decider, server_deciders_, *this, port_.limiter().live_keys(), g);
+    }
     if (port_.receive() && !parked_.empty()) decide_parked();
     port_.send(!parked_.empty());
+  }
+
+  static void add_gauges(const route& r, control::upstream_gauges& g) {
+    if (r.http == nullptr) return;
+    g.idle += r.http->idle();
+    g.busy += r.http->busy();
+    g.streams += r.http->streams();
+    g.waiting += r.http->waiting();
+    g.waited += r.http->counters().waited;
   }
 
   // stdio exchanges other shards hand over to this one (their sessions' processes live here),

@@ -161,6 +161,17 @@ std::string plane::impl::metrics_text() {
   help(out, "sluice_upstream_duration_seconds", "histogram",
        "Time from sending a request upstream to its response head.");
   histogram_lines(out, "sluice_upstream_duration_seconds", t.upstream_buckets, t.upstream_sum_ns);
+  help(out, "sluice_upstream_connections", "gauge",
+       "HTTP upstream connections, all shards: idle (pooled), busy (a call), stream (a GET).");
+  metric_line(out, "sluice_upstream_connections", "state=\"idle\"", t.upstream.idle);
+  metric_line(out, "sluice_upstream_connections", "state=\"busy\"", t.upstream.busy);
+  metric_line(out, "sluice_upstream_connections", "state=\"stream\"", t.upstream.streams);
+  help(out, "sluice_upstream_waiting", "gauge",
+       "Calls waiting for an upstream connection (all of a shard's were busy), all shards.");
+  metric_line(out, "sluice_upstream_waiting", {}, t.upstream.waiting);
+  help(out, "sluice_upstream_waited_total", "counter",
+       "Calls that had to wait for an upstream connection.");
+  metric_line(out, "sluice_upstream_waited_total", {}, t.upstream.waited);
   help(out, "sluice_open_connections", "gauge", "Downstream connections open, all shards.");
   metric_line(out, "sluice_open_connections", {}, t.open_connections);
   help(out, "sluice_limiter_keys", "gauge", "Live rate-limit keys, all shards.");

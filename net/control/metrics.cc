@@ -58,6 +58,11 @@ void metrics_totals::add(const shard_metrics& m) {
     upstream_errors[i] += m.upstream_errors[i].get();
   open_connections += m.open_connections.load(std::memory_order_relaxed);
   limiter_keys += m.limiter_keys.load(std::memory_order_relaxed);
+  upstream.idle += m.upstream_idle.load(std::memory_order_relaxed);
+  upstream.busy += m.upstream_busy.load(std::memory_order_relaxed);
+  upstream.streams += m.upstream_streams.load(std::memory_order_relaxed);
+  upstream.waiting += m.upstream_waiting.load(std::memory_order_relaxed);
+  upstream.waited += m.upstream_waited.load(std::memory_order_relaxed);
   audit_records += m.audit_records.get();
   audit_dropped += m.audit_dropped.get();
   approvals_parked += m.approvals_parked.get();

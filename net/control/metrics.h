@@ -53,7 +53,11 @@ struct alignas(64) shard_metrics {
   histogram upstream_latency;                 // request sent to response head
   std::atomic<uint64_t> open_connections{0};  // gauge, refreshed once per loop iteration
   std::atomic<uint64_t> limiter_keys{0};      // gauge, refreshed once per loop iteration
-  std::atomic<uint64_t> policy_version{0};    // the policy version this shard decides with
+  // The HTTP upstream pools' connections and waiting calls (gauges), and the calls that ever
+  // waited (a counter), refreshed once per loop iteration.
+  std::atomic<uint64_t> upstream_idle{0}, upstream_busy{0}, upstream_streams{0};
+  std::atomic<uint64_t> upstream_waiting{0}, upstream_waited{0};
+  std::atomic<uint64_t> policy_version{0};  // the policy version this shard decides with
   counter audit_records;
   counter audit_dropped;  // the audit ring was full
   counter approvals_parked, approvals_approved, approvals_denied, approvals_timed_out;
@@ -64,6 +68,11 @@ struct alignas(64) shard_metrics {
   // Counts one message's decision under its tool name ("" for messages without one) and
   // server (0: the top-level policy; i + 1: the i-th of several servers). Does not allocate.
   void count_tool(std::string_view tool, uint8_t verdict, uint16_t server = 0);
+};
+
+// One shard's HTTP upstream pools, summed (net::upstream_pool's gauges and `waited` counter).
+struct upstream_gauges {
+  uint64_t idle = 0, busy = 0, streams = 0, waiting = 0, waited = 0;
 };
 
 // With --cluster (net/cluster_redis.h): written by the limits hub's thread only, read by the
@@ -85,6 +94,7 @@ struct metrics_totals {
   uint64_t upstream_buckets[kLatencyBuckets + 1] = {};
   uint64_t upstream_sum_ns = 0;
   uint64_t open_connections = 0, limiter_keys = 0;
+  upstream_gauges upstream;
   uint64_t audit_records = 0, audit_dropped = 0;
   uint64_t approvals_parked = 0, approvals_approved = 0, approvals_denied = 0,
            approvals_timed_out = 0, approvals_refused = 0;

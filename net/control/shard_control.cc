@@ -67,7 +67,7 @@ shard_control::~shard_control() {
 }
 
 void shard_control::on_loop(policy::decider& d, std::span<policy::decider* const> servers, sink& s,
-                            size_t limiter_keys) {
+                            size_t limiter_keys, const upstream_gauges& upstream) {
   const uint64_t v = plane_->policy_version();
   if (v != seen_version_) {
     // Between two loop iterations: no decision is in progress on this shard.
@@ -82,6 +82,11 @@ void shard_control::on_loop(policy::decider& d, std::span<policy::decider* const
   }
   m_.open_connections.store(shard_.open_connections(), std::memory_order_relaxed);
   m_.limiter_keys.store(limiter_keys, std::memory_order_relaxed);
+  m_.upstream_idle.store(upstream.idle, std::memory_order_relaxed);
+  m_.upstream_busy.store(upstream.busy, std::memory_order_relaxed);
+  m_.upstream_streams.store(upstream.streams, std::memory_order_relaxed);
+  m_.upstream_waiting.store(upstream.waiting, std::memory_order_relaxed);
+  m_.upstream_waited.store(upstream.waited, std::memory_order_relaxed);
   if (held_.empty()) return;
   {
     // A call whose connection is gone leaves the approval queue (a few loads per waiting

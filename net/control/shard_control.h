@@ -60,10 +60,10 @@ class shard_control {
 
   // Once per loop iteration: adopts a newly published policy into `d` (and the servers'
   // policies into `servers`, in plane_options::server_policies order), answers approval
-  // verdicts, refreshes the gauges. Does not allocate unless a verdict arrived or a policy was
-  // published.
+  // verdicts, refreshes the gauges (`upstream`: this shard's HTTP pools). Does not allocate
+  // unless a verdict arrived or a policy was published.
   void on_loop(policy::decider& d, std::span<policy::decider* const> servers, sink& s,
-               size_t limiter_keys);
+               size_t limiter_keys, const upstream_gauges& upstream);
 
   // Whether the gateway should time the next decision: every one when an audit file is
   // written (each line carries its latency), else one in eight, the first included. The

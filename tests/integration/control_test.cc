@@ -260,6 +260,13 @@ TEST_F(control, metrics_change_after_calls) {
   EXPECT_EQ(metric(after, "sluice_shards"), 2);
   EXPECT_GE(metric(after, "sluice_open_connections"), 0);
   EXPECT_EQ(metric(after, R"(sluice_upstream_errors_total{kind="connect_failed"})"), 0);
+  // The pool: the calls' connections parked for reuse (each shard refreshes its gauges in the
+  // loop iteration that finished the call, before the answer was sent), nothing waiting.
+  EXPECT_GE(metric(after, R"(sluice_upstream_connections{state="idle"})"), 1) << after;
+  EXPECT_EQ(metric(after, R"(sluice_upstream_connections{state="busy"})"), 0);
+  EXPECT_EQ(metric(after, R"(sluice_upstream_connections{state="stream"})"), 0);
+  EXPECT_EQ(metric(after, "sluice_upstream_waiting"), 0);
+  EXPECT_EQ(metric(after, "sluice_upstream_waited_total"), 0);
 }
 
 TEST_F(control, reload_through_the_api_and_a_broken_file_keeps_the_old_policy) {
