@@ -603,6 +603,11 @@ void upstream_pool::serve_waiting() {
       cs->stream = false;  // only calls wait
       set_phase(cs, int(conn_state::phase::busy));
       start_on(cs, p);
+    } else if (draining_) {
+      // No new connections while the engine stops: a finishing call hands its connection
+      // over (complete()); with none left busy, nothing will.
+      if (busy_count_ != 0) return;
+      fail(p, upstream_error::shutting_down, "the gateway is stopping");
     } else if (busy_count_ + idle_count_ < options_.max_connections) {
       dequeue(p);
       if (!connect_for(p)) fail_connect(p, errno);
