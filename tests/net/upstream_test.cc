@@ -794,6 +794,18 @@ constexpr std::string_view kOk =
     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
     "Content-Length: 2\r\n\r\n{}";
 
+// An SSE answer's head (chunked) and its first event, "data: 1".
+constexpr std::string_view kSseHeadAndEvent1 =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n";
+
+// Reads until `want` has arrived; false on EOF or after the safety timeout.
+bool read_until(test::client& c, std::string_view want) {
+  while (c.buffered().find(want) == std::string::npos)
+    if (!c.fill()) return false;
+  return true;
+}
+
 // Each request on a downstream connection of its own.
 std::optional<test::client::response> ask(uint16_t port, std::string_view target = "/x",
                                           std::string_view body = "{}") {
@@ -1095,24 +1107,18 @@ TEST(upstream_pool_faults, sse_events_arrive_progressively) {
     int fd = o.accept_one();
     std::string req;
     ASSERT_TRUE(raw_origin::read_request(fd, req));
-    raw_origin::write_all(fd,
-                          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n");
+    raw_origin::write_all(fd, kSseHeadAndEvent1);
     EXPECT_TRUE(o.g1.wait());  // the client has seen the first event
     raw_origin::write_all(fd, "9\r\ndata: 2\n\n\r\n0\r\n\r\n");
   });
   mini_gateway gw(origin.url());
   test::client c(gw.port());
   ASSERT_TRUE(c.write(post("/x", "{}")));
-  while (c.buffered().find("data: 1\n\n") == std::string::npos) {
-    ASSERT_TRUE(c.fill()) << c.buffered();
-  }
+  ASSERT_TRUE(read_until(c, "data: 1\n\n")) << c.buffered();
   EXPECT_EQ(c.buffered().find("data: 2"), std::string::npos);
   EXPECT_NE(c.buffered().find("Content-Type: text/event-stream"), std::string::npos);
   origin.g1.open();
-  while (c.buffered().find("\r\n0\r\n\r\n") == std::string::npos) {
-    ASSERT_TRUE(c.fill()) << c.buffered();
-  }
+  ASSERT_TRUE(read_until(c, "\r\n0\r\n\r\n")) << c.buffered();
   EXPECT_NE(c.buffered().find("data: 2\n\n"), std::string::npos);
 }
 
@@ -1121,9 +1127,7 @@ TEST(upstream_pool_faults, cancel_while_streaming_stops_and_closes) {
     int fd = o.accept_one();
     std::string req;
     ASSERT_TRUE(raw_origin::read_request(fd, req));
-    raw_origin::write_all(fd,
-                          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n");
+    raw_origin::write_all(fd, kSseHeadAndEvent1);
     o.saw_eof = raw_origin::wait_eof(fd);  // cancel() closes the upstream connection
   });
   mini_gateway gw(origin.url());
@@ -1234,9 +1238,7 @@ TEST(upstream_pool_faults, waiting_call_times_out_or_is_cancelled) {
     int fd = o.accept_one();
     std::string req;
     ASSERT_TRUE(raw_origin::read_request(fd, req));
-    raw_origin::write_all(fd,
-                          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n");
+    raw_origin::write_all(fd, kSseHeadAndEvent1);
     EXPECT_TRUE(o.g1.wait());
     raw_origin::write_all(fd, "0\r\n\r\n");
   });
@@ -1246,8 +1248,7 @@ TEST(upstream_pool_faults, waiting_call_times_out_or_is_cancelled) {
   mini_gateway gw(origin.url(), opts);
   test::client stream(gw.port());
   ASSERT_TRUE(stream.write(post("/x", "{}")));
-  while (stream.buffered().find("data: 1") == std::string::npos)
-    ASSERT_TRUE(stream.fill()) << stream.buffered();
+  ASSERT_TRUE(read_until(stream, "data: 1")) << stream.buffered();
   // Times out in the queue.
   auto t0 = std::chrono::steady_clock::now();
   auto r = ask(gw.port());
@@ -1266,8 +1267,7 @@ TEST(upstream_pool_faults, waiting_call_times_out_or_is_cancelled) {
   EXPECT_EQ(h->status, 503);
   EXPECT_TRUE(has_stat(gw.stats(), "waiting=0")) << gw.stats();
   origin.g1.open();
-  while (stream.buffered().find("\r\n0\r\n\r\n") == std::string::npos)
-    ASSERT_TRUE(stream.fill()) << stream.buffered();
+  ASSERT_TRUE(read_until(stream, "\r\n0\r\n\r\n")) << stream.buffered();
   origin.join();
   std::string s = gw.stats();
   EXPECT_TRUE(has_stat(s, "waited=2")) << s;
@@ -1284,9 +1284,7 @@ TEST(upstream_pool_faults, streams_do_not_take_call_connections) {
     std::string req;
     ASSERT_TRUE(raw_origin::read_request(s, req));
     EXPECT_TRUE(req.starts_with("GET ")) << req;
-    raw_origin::write_all(s,
-                          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n");
+    raw_origin::write_all(s, kSseHeadAndEvent1);
     int c = o.accept_one();
     ASSERT_GE(c, 0);
     ASSERT_TRUE(raw_origin::read_request(c, req));
@@ -1301,8 +1299,7 @@ TEST(upstream_pool_faults, streams_do_not_take_call_connections) {
   mini_gateway gw(origin.url(), opts);
   test::client stream(gw.port());
   ASSERT_TRUE(stream.write("GET /x HTTP/1.1\r\nHost: g\r\nAccept: text/event-stream\r\n\r\n"));
-  while (stream.buffered().find("data: 1") == std::string::npos)
-    ASSERT_TRUE(stream.fill()) << stream.buffered();
+  ASSERT_TRUE(read_until(stream, "data: 1")) << stream.buffered();
   auto r = ask(gw.port());
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
@@ -1311,8 +1308,7 @@ TEST(upstream_pool_faults, streams_do_not_take_call_connections) {
   EXPECT_TRUE(has_stat(s, "waited=0")) << s;
   EXPECT_TRUE(has_stat(s, "idle=1")) << s;
   origin.g1.open();
-  while (stream.buffered().find("\r\n0\r\n\r\n") == std::string::npos)
-    ASSERT_TRUE(stream.fill()) << stream.buffered();
+  ASSERT_TRUE(read_until(stream, "\r\n0\r\n\r\n")) << stream.buffered();
   origin.join();
   EXPECT_TRUE(origin.saw_eof.load());  // not kept: it stood outside max_connections
   EXPECT_TRUE(gw.wait_stats({"streams=0", "idle=1", "busy=0"})) << gw.stats();
@@ -1323,9 +1319,7 @@ TEST(upstream_pool_faults, streams_over_max_streams_are_refused_at_once) {
     int s = o.accept_one();
     std::string req;
     ASSERT_TRUE(raw_origin::read_request(s, req));
-    raw_origin::write_all(s,
-                          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n");
+    raw_origin::write_all(s, kSseHeadAndEvent1);
     EXPECT_TRUE(o.g1.wait());
     raw_origin::write_all(s, "0\r\n\r\n");
   });
@@ -1335,8 +1329,7 @@ TEST(upstream_pool_faults, streams_over_max_streams_are_refused_at_once) {
   const std::string get = "GET /x HTTP/1.1\r\nHost: g\r\nAccept: text/event-stream\r\n\r\n";
   test::client first(gw.port());
   ASSERT_TRUE(first.write(get));
-  while (first.buffered().find("data: 1") == std::string::npos)
-    ASSERT_TRUE(first.fill()) << first.buffered();
+  ASSERT_TRUE(read_until(first, "data: 1")) << first.buffered();
   test::client second(gw.port());
   ASSERT_TRUE(second.write(get));
   auto r = second.read_response();
@@ -1344,8 +1337,7 @@ TEST(upstream_pool_faults, streams_over_max_streams_are_refused_at_once) {
   EXPECT_EQ(r->status, 502);
   EXPECT_NE(r->body.find("maximum of upstream streams"), std::string::npos) << r->body;
   origin.g1.open();
-  while (first.buffered().find("\r\n0\r\n\r\n") == std::string::npos)
-    ASSERT_TRUE(first.fill()) << first.buffered();
+  ASSERT_TRUE(read_until(first, "\r\n0\r\n\r\n")) << first.buffered();
   origin.join();
   EXPECT_TRUE(has_stat(gw.stats(), "exhausted=1"));
 }
