@@ -19,6 +19,17 @@ bool unreserved(char c) {
 }  // namespace
 
 bool normalize_request_path(std::string_view target, std::string& out, std::string_view& error) {
+  // The common case, in one pass: a path with nothing to decode, no query and no segment
+  // starting with '.' is its own normal form.
+  bool plain = !target.empty() && target.front() == '/';
+  for (size_t i = 1; plain && i < target.size(); ++i) {
+    const char c = target[i];
+    plain = c != '%' && c != '\\' && c != '?' && !(c == '.' && target[i - 1] == '/');
+  }
+  if (plain) {
+    out.assign(target);
+    return true;
+  }
   out.clear();
   const size_t q = target.find('?');
   if (q != std::string_view::npos) target = target.substr(0, q);

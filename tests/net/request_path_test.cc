@@ -29,6 +29,8 @@ TEST(request_path, QueryIsIgnoredAndUnreservedEscapesAreDecoded) {
   EXPECT_EQ(ok("/%73ervers/a%2Db_%7e/mcp"), "/servers/a-b_~/mcp");
   EXPECT_EQ(ok("/a%2e"), "/a.");  // a dot inside a segment is no dot segment
   EXPECT_EQ(ok("/..a/b.."), "/..a/b..");
+  EXPECT_EQ(ok("/.well-known/x"), "/.well-known/x");  // a segment may start with a dot
+  EXPECT_EQ(ok("/mcp?"), "/mcp");
 }
 
 TEST(request_path, OtherEscapesAreKeptAsWritten) {
