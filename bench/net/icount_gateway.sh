@@ -5,6 +5,7 @@
 # function's inclusive instruction count by the calls served. Repeatable on a busy machine,
 # unlike CPU time; the kernel's part (the socket operations) is not counted.
 #   bench/net/icount_gateway.sh [BUILD_DIR] [SECONDS]     (default build/release, 8)
+#   TARGET_PATH=/v1/decide PIPELINE=16 bench/net/icount_gateway.sh   per pipelined decision
 # Needs valgrind and wrk. Ports 18190 and 18193 must be free.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +31,7 @@ valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
   --shards 1 --upstream http://127.0.0.1:18193/mcp >"$work/out" 2>"$work/err" & sluice_pid=$!
 for _ in $(seq 300); do grep -q listening "$work/out" && port_up 18193 && break; sleep 0.1; done
 grep -q listening "$work/out" && port_up 18193 || { echo "not ready" >&2; cat "$work/err" >&2; exit 1; }
-wrk_out=$(PIPELINE=1 TARGET_PATH=/mcp wrk -t1 -c4 -d"${secs}s" -s "$root/bench/net/tools_call.lua" \
+wrk_out=$(PIPELINE=${PIPELINE:-1} TARGET_PATH=${TARGET_PATH:-/mcp} wrk -t1 -c4 -d"${secs}s" -s "$root/bench/net/tools_call.lua" \
           http://127.0.0.1:18190)
 calls=$(awk '/requests in/ {print $1}' <<<"$wrk_out")
 if grep -q "Non-2xx" <<<"$wrk_out"; then  # an error answer costs less: it would skew the count
