@@ -146,6 +146,42 @@ TEST_P(Interop, ProtocolRevisionsBatchesAndMethodHeaders) {
 INSTANTIATE_TEST_SUITE_P(ServerEverything, Interop, ::testing::Values("http", "stdio"),
                          [](const auto& info) { return info.param; });
 
+// The SDK client keeps a GET stream open for each session. With one upstream connection for
+// calls on one shard, four SDK sessions hold four streams at the gateway and each session's call
+// is still answered (sdk_client.mjs, scenario streams): streams have connections of their own.
+TEST(InteropStreams, OpenSessionStreamsDoNotStarveCalls) {
+  if (!have_node_deps()) GTEST_SKIP() << "node or node_modules missing: run tools/install-deps.sh";
+  auto upstream = process::spawn(
+      node(), {source_root() + "/tests/integration/fixtures/everything_http.mjs", node_modules()});
+  ASSERT_TRUE(upstream && upstream->wait_ready(kNodeTimeout));
+  constexpr std::string_view kToken = "interop-admin-token";
+  sluice::testing::temp_file token_file(std::string(kToken) + "\n");
+  ASSERT_FALSE(token_file.path().empty());
+  auto sluice = process::spawn(
+      binary_path("SLUICE_BIN"),
+      {"serve", "--policy", binary_path("POLICY_DIR") + "/interop.json", "--listen", "127.0.0.1:0",
+       "--shards", "1", "--upstream",
+       "http://127.0.0.1:" + std::to_string(upstream->port()) + "/mcp", "--upstream-connections",
+       "1", "--admin", "127.0.0.1:0", "--admin-token-file", token_file.path()});
+  ASSERT_TRUE(sluice && sluice->wait_for_stdout(")\n", kNodeTimeout));
+  const std::string out = sluice->stdout_text();
+  const uint16_t port = sluice::testing::port_after(out, " listening on ");
+  const uint16_t admin = sluice::testing::port_after(out, "sluice admin on ");
+  ASSERT_NE(port, 0) << out;
+  ASSERT_NE(admin, 0) << out;
+  ::setenv("SLUICE_ADMIN_URL", ("http://127.0.0.1:" + std::to_string(admin)).c_str(), 1);
+  ::setenv("SLUICE_ADMIN_TOKEN", std::string(kToken).c_str(), 1);
+  const auto r =
+      sluice::testing::run(node(),
+                           {source_root() + "/tests/integration/interop/sdk_client.mjs",
+                            "http://127.0.0.1:" + std::to_string(port) + "/mcp", "streams"},
+                           kNodeTimeout);
+  ::unsetenv("SLUICE_ADMIN_URL");
+  ::unsetenv("SLUICE_ADMIN_TOKEN");
+  EXPECT_NE(r.out.find("scenario streams: passed"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(sluice->terminate(kNodeTimeout), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // stdio upstreams: what only a process that Sluice runs can do.
 

@@ -7,7 +7,8 @@
 //
 // Prints one line per check, "ok - NAME" or "not ok - NAME: why", then "scenario S: passed"
 // (or FAILED) after each scenario, and exits non-zero when a check failed. Scenarios (default: all): basics, progress, sampling, elicitation, roots,
-// isolation, terminate, revisions.
+// isolation, terminate, revisions. Only when named: streams (needs SLUICE_ADMIN_URL and
+// SLUICE_ADMIN_TOKEN, the gateway's admin endpoint, to see its upstream streams).
 import {AsyncLocalStorage} from 'node:async_hooks';
 import {Client} from '@modelcontextprotocol/sdk/client/index.js';
 import {StreamableHTTPClientTransport} from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -19,7 +20,6 @@ import {
 
 const url = new URL(process.argv[2]);
 const wanted = process.argv.slice(3);
-const run = (name) => wanted.length === 0 || wanted.includes(name);
 let failures = 0;
 
 // Scenarios run concurrently (each on its own sessions); a failed check is counted against the
@@ -289,8 +289,43 @@ async function revisions() {
   }
 }
 
+// The SDK opens a GET stream for each session after notifications/initialized. Four sessions
+// hold four streams at the gateway (waited for on its /metrics), and then each session's call
+// is answered: run against a gateway with one upstream connection for calls.
+async function streams() {
+  const admin = process.env.SLUICE_ADMIN_URL;
+  const token = process.env.SLUICE_ADMIN_TOKEN;
+  check('streams: admin endpoint given', admin && token, 'SLUICE_ADMIN_URL or _TOKEN unset');
+  if (!admin || !token) return;
+  const sessions = [];
+  for (let i = 0; i < 4; i++) sessions.push(await connect(`s${i}`));
+  const streamsOpen = async () => {
+    const r = await fetch(`${admin}/metrics`, {headers: {authorization: `Bearer ${token}`}});
+    const line = (await r.text()).split('\n').find(
+        (l) => l.startsWith('sluice_upstream_connections{state="stream"} '));
+    return line ? Number(line.split(' ').pop()) : -1;
+  };
+  let open = -1;
+  for (const deadline = Date.now() + 30000; Date.now() < deadline;) {
+    open = await streamsOpen();
+    if (open >= sessions.length) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));  // a poll with a deadline
+  }
+  check('streams: every session\'s GET stream is open at the gateway', open === sessions.length,
+        `streams=${open}`);
+  const results = await Promise.all(sessions.map(({client}, i) =>
+    client.callTool({name: 'echo', arguments: {message: `call ${i}`}})));
+  check('streams: every session\'s call answered while the streams stay open',
+        results.every((r, i) => !r.isError && text(r).includes(`call ${i}`)),
+        JSON.stringify(results));
+  for (const {client} of sessions) await client.close();
+}
+
 const scenarios = {basics, progress, sampling, elicitation, roots, isolation, terminate, revisions};
-await Promise.all(Object.entries(scenarios).filter(([name]) => run(name)).map(([name, fn]) =>
+const byName = {...scenarios, streams};
+const chosen = wanted.length === 0 ? scenarios :
+    Object.fromEntries(wanted.filter((n) => n in byName).map((n) => [n, byName[n]]));
+await Promise.all(Object.entries(chosen).map(([name, fn]) =>
   current.run(name, async () => {
     try {
       await fn();
