@@ -161,7 +161,7 @@ class upstream_pool final : public upstream_client,
   void shutdown() override;
 
   [[nodiscard]] size_t idle() const { return idle_count_; }
-  [[nodiscard]] size_t busy() const { return busy_count_; }  // connecting or carrying an exchange
+  [[nodiscard]] size_t busy() const { return busy_count_; }        // connecting or carrying a call
   [[nodiscard]] size_t waiting() const { return waiting_count_; }  // queued for a connection
   [[nodiscard]] size_t streams() const { return streams_count_; }  // connections carrying streams
   [[nodiscard]] const upstream_counters& counters() const { return counters_; }
