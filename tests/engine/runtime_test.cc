@@ -36,9 +36,10 @@ class outgoing_handler : public connection_handler {
   connection* origin_ = nullptr;
 };
 
-// Echo; "timer\n" arms a 100 ms timer that answers "tick" and closes; "connect P\n" opens an
-// outgoing connection to 127.0.0.1:P.
-class echo_handler : public connection_handler {
+// Echo; "timer\n" arms a 100 ms timer that answers "tick" and closes; "deadline\n" asks the
+// shard for a call_at 100 ms later that answers "due" and asks for one more 50 ms after that,
+// which answers "again" and closes; "connect P\n" opens an outgoing connection to 127.0.0.1:P.
+class echo_handler : public connection_handler, private deadline_client {
  public:
   void on_open(connection& conn) override {
     g_open++;
@@ -51,6 +52,12 @@ class echo_handler : public connection_handler {
     std::string_view s(bytes.data(), bytes.size());
     if (s == "timer\n") {
       conn.set_timer(100ms);
+      return;
+    }
+    if (s == "deadline\n") {
+      waiting_ = &conn;
+      due_ = conn.owner().now_ns() + std::chrono::nanoseconds(100ms).count();
+      conn.owner().call_at(due_, this);
       return;
     }
     if (s.starts_with("connect ")) {
@@ -69,10 +76,31 @@ class echo_handler : public connection_handler {
     conn.send(std::string_view("tick"));
     conn.close();
   }
-  void on_closed(connection&) override { g_closed++; }
+  void on_closed(connection& conn) override {
+    g_closed++;
+    if (waiting_ == &conn) waiting_ = nullptr;
+  }
 
  private:
+  void on_deadline() override {
+    if (waiting_ == nullptr) return;
+    if (waiting_->owner().now_ns() < due_) {
+      waiting_->send(std::string_view("early"));  // never: the shard calls at or after due
+    } else if (!rearmed_) {
+      waiting_->send(std::string_view("due"));
+      rearmed_ = true;
+      due_ = waiting_->owner().now_ns() + std::chrono::nanoseconds(50ms).count();
+      waiting_->owner().call_at(due_, this);  // from inside the callback
+    } else {
+      waiting_->send(std::string_view("again"));
+      waiting_->close();
+    }
+  }
+
   outgoing_handler out_;
+  connection* waiting_ = nullptr;
+  int64_t due_ = 0;
+  bool rearmed_ = false;
 };
 
 runtime_config small_config(unsigned shards = 2) {
@@ -138,6 +166,21 @@ TEST(runtime, connection_timer_fires) {
   ASSERT_TRUE(c.wait_closed());
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 90ms);
   EXPECT_EQ(c.buffered(), "tick");
+  rt.stop(1s);
+  rt.join();
+}
+
+// shard::call_at: a deadline that belongs to no connection fires no earlier than asked, and a
+// client may ask again from inside the call.
+TEST(runtime, call_at_fires_at_its_deadline_and_can_rearm) {
+  runtime rt;
+  ASSERT_TRUE(rt.start(small_config(1), echo_factory()).ok());
+  test::client c(rt.port());
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.write("deadline\n"));
+  ASSERT_TRUE(c.wait_closed());
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 140ms);
+  EXPECT_EQ(c.buffered(), "dueagain");
   rt.stop(1s);
   rt.join();
 }
