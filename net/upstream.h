@@ -147,9 +147,10 @@ class upstream_pool final : public upstream_client,
   // waits for one (max_waiting at most, each until its response_timeout, then
   // pool_exhausted). The request is formatted (and kept for the one retry) before returning:
   // req's views need not outlive the call. Returns a non-zero handle for cancel(). If the
-  // exchange cannot start (pool_exhausted: the wait queue is full or no engine outgoing slot;
-  // shutting_down; connect_failed when no socket can be made) ex->on_error is called before
-  // send returns and send returns 0. Does not allocate once warm.
+  // exchange cannot start (pool_exhausted: the wait queue is full, max_streams streams are open
+  // or no engine outgoing slot is left; shutting_down; connect_failed when no socket can be
+  // made) ex->on_error is called before send returns and send returns 0. Does not allocate
+  // once warm.
   [[nodiscard]] uint64_t send(const upstream_request& req, upstream_exchange* ex) override;
 
   // The downstream went away: no more callbacks for this exchange. Its connection is closed

@@ -3,7 +3,6 @@
 // and the evaluation of argument checks (`require`, `deny_if`).
 
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,10 +48,8 @@ class arg_trie {
   uint32_t child(uint32_t node, std::string_view key) const {
     const struct node& n = nodes_[node];
     if (n.children.size() <= kFew) {
-      for (const auto& [k, next] : n.few) {
-        if (k.size() == key.size() && std::memcmp(k.data(), key.data(), key.size()) == 0)
-          return next;
-      }
+      for (const auto& [k, next] : n.few)
+        if (k == key) return next;
       return kNoSlot;
     }
     auto it = n.children.find(key);

@@ -624,13 +624,14 @@ int run_serve(std::span<char* const> args) {
     return 2;
   }
   rc.shards = static_cast<unsigned>(o.shards);
-  // Outgoing engine slots: every server's pool at its caps (calls and streams), twice (a
-  // closed connection holds its slot while it lingers), and the stdio sessions' socket pairs;
-  // at least the default.
+  // Outgoing engine slots per shard, for each server whichever it may need: an HTTP pool at
+  // both its caps, twice (a closed connection keeps its slot while it lingers), or a stdio
+  // server's sessions (three socket pairs each) and its clock; at least the default.
+  const uint64_t http_slots = 2 * (uint64_t(o.upstream_connections) + uint64_t(o.upstream_streams));
+  const uint64_t stdio_slots = 3 * uint64_t(net::stdio_options{}.max_sessions) + 1;
   const uint64_t servers = std::max<size_t>(1, o.servers.size());
-  const uint64_t per_server = uint64_t(o.upstream_connections) + uint64_t(o.upstream_streams) + 256;
-  rc.shard.max_outgoing =
-      static_cast<uint32_t>(std::max<uint64_t>(rc.shard.max_outgoing, servers * 2 * per_server));
+  rc.shard.max_outgoing = static_cast<uint32_t>(
+      std::max<uint64_t>(rc.shard.max_outgoing, servers * std::max(http_slots, stdio_slots)));
   net::http_limits limits;
   limits.max_header_bytes = static_cast<size_t>(o.max_header_bytes);
   limits.max_body_bytes = static_cast<size_t>(o.max_body_bytes);
