@@ -336,9 +336,14 @@ TEST_F(example_server, RawGarbageGetsAnHttpErrorAndClose) {
 }
 
 TEST_F(example_server, BatchesAreAnsweredAsArraysInOrder) {
-  std::string batch =
-      "[" + rpc("1", "ping") + "," + R"({"jsonrpc":"2.0","method":"notifications/initialized"})" +
-      "," + call("2", "echo", R"({"text":"b"})") + "," + rpc("3", "no/such") + "," + "17" + "]";
+  // (append, not "[" + rpc(...): GCC 12 at -O3 warns -Wrestrict on literal + temporary string)
+  std::string batch = "[";
+  batch.append(rpc("1", "ping"))
+      .append(R"(,{"jsonrpc":"2.0","method":"notifications/initialized"},)")
+      .append(call("2", "echo", R"({"text":"b"})"))
+      .append(",")
+      .append(rpc("3", "no/such"))
+      .append(",17]");
   auto r = post_json_only(batch);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -464,7 +469,8 @@ TEST_F(example_server, CallsAreRecordedInOrderAndCleared) {
   ASSERT_TRUE(post(R"({"jsonrpc":"2.0","id":3,"method":"tools/list"})"));  // not a call
   ASSERT_TRUE(post(call("4", "echo", R"({"text":"x\u0041"})")));
   // A malformed body records nothing, even if it starts with a good call.
-  ASSERT_TRUE(post("[" + call("5", "write_file", R"({"path":"/z"})") + ",{"));
+  ASSERT_TRUE(
+      post(std::string("[").append(call("5", "write_file", R"({"path":"/z"})")).append(",{")));
   ASSERT_TRUE(post(call("6", "no_such_tool", "{}")));  // unknown tools are not recorded
 
   auto got = admin.request("GET", "/_calls");
@@ -529,7 +535,7 @@ TEST_F(example_server, SessionsAndCallsSpanShards) {
   json j(got->body);
   ASSERT_EQ(j.size(""), size_t(kCalls));
   for (int i = 0; i < kCalls; ++i)
-    EXPECT_EQ(j.raw("/" + std::to_string(i) + "/arguments"),
+    EXPECT_EQ(j.raw(std::string("/").append(std::to_string(i)).append("/arguments")),
               R"({"text":")" + std::to_string(i) + "\"}");
 }
 
