@@ -97,6 +97,14 @@ class connection {
   // Immediate close (output is dropped).
   void abort();
 
+  // Back-pressure: stop receiving until resume_recv(). The armed receive is cancelled; bytes
+  // already on their way may still arrive (on_data) before it ends, at most a few provided
+  // buffers. Meanwhile the kernel keeps what the peer sends, and TCP flow control slows the
+  // peer once the socket's receive buffer is full. close() resumes (the linger reads on).
+  void pause_recv();
+  void resume_recv();
+  [[nodiscard]] bool recv_paused() const { return recv_paused_; }
+
   // One timer per connection; setting it replaces the previous deadline.
   void set_timer(std::chrono::nanoseconds after);
   void cancel_timer() { timer_deadline_ = 0; }
@@ -128,6 +136,8 @@ class connection {
   bool dirty_ = false;
   bool recv_armed_ = false;
   bool recv_rearm_ = false;
+  bool recv_paused_ = false;  // pause_recv(): do not re-arm the receive
+  bool recv_cancel_ = false;  // a cancel of the armed receive is submitted
   bool send_inflight_ = false;
   bool connect_inflight_ = false;
   bool counted_overloaded_ = false;

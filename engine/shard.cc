@@ -52,7 +52,33 @@ void connection::close() {
   if (state_ != state::open) return;
   state_ = state::closing;
   timer_deadline_ = 0;
+  if (recv_paused_) {
+    recv_paused_ = false;
+    if (!recv_armed_) recv_rearm_ = true;
+  }
   mark_dirty();
+}
+
+void connection::pause_recv() {
+  if (state_ != state::open && state_ != state::connecting) return;
+  recv_paused_ = true;
+  recv_rearm_ = false;
+  if (recv_armed_ && !recv_cancel_) {
+    recv_cancel_ = true;
+    io_uring_sqe* sqe = shard_->get_sqe();
+    io_uring_prep_cancel64(sqe, pack_user_data(op_kind::recv, index_, gen_), 0);
+    io_uring_sqe_set_data64(sqe, pack_user_data(op_kind::ignore, 0, 0));
+  }
+}
+
+void connection::resume_recv() {
+  if (!recv_paused_) return;
+  recv_paused_ = false;
+  // Still armed (its cancel not yet completed): on_recv re-arms when it ends.
+  if (state_ == state::open && !recv_armed_) {
+    recv_rearm_ = true;
+    mark_dirty();
+  }
 }
 
 void connection::abort() {
@@ -184,6 +210,7 @@ void shard::release_slot(connection& c) {
   c.user = nullptr;
   c.overloaded_ = c.outgoing_ = c.dirty_ = false;
   c.recv_armed_ = c.recv_rearm_ = c.send_inflight_ = c.connect_inflight_ = false;
+  c.recv_paused_ = c.recv_cancel_ = false;
   c.shut_wr_ = c.counted_overloaded_ = false;
   c.out_.clear();
   c.inflight_.clear();
@@ -445,7 +472,7 @@ void shard::on_accept(const io_uring_cqe* cqe) {
 }
 
 void shard::on_recv(connection& c, const io_uring_cqe* cqe) {
-  if (!(cqe->flags & IORING_CQE_F_MORE)) c.recv_armed_ = false;
+  if (!(cqe->flags & IORING_CQE_F_MORE)) c.recv_armed_ = c.recv_cancel_ = false;
   int res = cqe->res;
   if (res > 0) {
     auto bid = uint16_t(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
@@ -454,7 +481,7 @@ void shard::on_recv(connection& c, const io_uring_cqe* cqe) {
     }
     // closing: input is discarded until the peer's FIN.
     buffers_.recycle(bid);
-    if (!c.recv_armed_ &&
+    if (!c.recv_armed_ && !c.recv_paused_ &&
         (c.state_ == connection::state::open || c.state_ == connection::state::closing)) {
       c.recv_rearm_ = true;
       c.mark_dirty();
@@ -464,9 +491,17 @@ void shard::on_recv(connection& c, const io_uring_cqe* cqe) {
   }
   if (res == -ENOBUFS) {
     // The ring ran dry: re-arm after this batch's buffers are published.
-    if (c.state_ == connection::state::open || c.state_ == connection::state::closing) {
+    if (!c.recv_paused_ &&
+        (c.state_ == connection::state::open || c.state_ == connection::state::closing)) {
       c.recv_rearm_ = true;
     }
+    c.mark_dirty();
+    return;
+  }
+  if (res == -ECANCELED &&
+      (c.state_ == connection::state::open || c.state_ == connection::state::closing)) {
+    // pause_recv()'s cancel. Resumed since (or closing): receive again.
+    if (!c.recv_paused_) c.recv_rearm_ = true;
     c.mark_dirty();
     return;
   }
@@ -509,7 +544,7 @@ void shard::on_connect(connection& c, const io_uring_cqe* cqe) {
   int one = 1;
   setsockopt(c.fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   c.state_ = connection::state::open;
-  arm_recv(c);
+  if (!c.recv_paused_) arm_recv(c);
   if (c.handler_ != nullptr) c.handler_->on_connected(c, 0);
 }
 
