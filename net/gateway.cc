@@ -137,7 +137,7 @@ struct parked_call {
 };
 
 // One forwarded request: relays the upstream's answer to the downstream slot.
-class forward final : public upstream_exchange {
+class forward final : public upstream_exchange, public output_waiter {
  public:
   gateway_shard* owner = nullptr;
   route* rt = nullptr;  // the endpoint it was sent through: its policy filters tools/list
@@ -164,6 +164,8 @@ class forward final : public upstream_exchange {
   void on_body(std::string_view bytes) override;
   void on_end() override;
   void on_error(upstream_error e, std::string_view detail) override;
+  void on_output_drained() override;
+  void relay(std::string_view bytes);          // streamed answer bytes, downstream
   void begin_stream();                         // head of a streamed answer, downstream
   void respond_whole(std::string_view bytes);  // a whole answer with its length
 
@@ -778,10 +780,23 @@ void forward::on_body(std::string_view bytes) {
     splitter.feed(bytes, [&](std::string_view event) {
       filter_sse_event(event, owner->filter(), rt->decider.policy(), rewritten);
     });
-    slot.write(rewritten);
-    return;
+    return relay(rewritten);
   }
+  relay(bytes);
+}
+
+void forward::relay(std::string_view bytes) {
   slot.write(bytes);
+  // The agent is not taking the answer as fast as the upstream sends it: stop reading the
+  // upstream until the agent has taken what is queued (then on_output_drained).
+  if (slot.congested()) {
+    rt->pool->hold_answer(handle, true);
+    slot.when_drained(this);
+  }
+}
+
+void forward::on_output_drained() {
+  if (active) rt->pool->hold_answer(handle, false);
 }
 
 void forward::on_end() {

@@ -24,6 +24,12 @@ struct http_limits {
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive idle: close silently
   uint32_t max_connections = 10'000;                 // per shard (503)
   uint32_t max_pipelined = 64;  // requests awaiting an answer per connection (then close)
+  // Back-pressure: bytes queued for a client (not yet taken by its socket) over which Sluice
+  // stops reading that client's requests and the upstream answers it relays to it, until the
+  // client has taken them all.
+  size_t max_output_bytes = 1024 * 1024;
+  // A client that has not taken its queued output this long after reading stopped is cut off.
+  std::chrono::milliseconds send_timeout{60'000};
 };
 
 inline constexpr size_t kMaxHeaders = 64;  // more header lines: 431

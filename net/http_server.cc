@@ -53,15 +53,56 @@ class http_conn final : public request_sink {
     for (uint32_t s = write_seq_; s != next_seq_; ++s)
       holders_[s & mask_] = holder_reset();
     next_seq_ = write_seq_ = 0;
-    close_after_ = draining_ = false;
+    close_after_ = draining_ = out_paused_ = false;
+    waiters_ = 0;
     timer_mode_ = timer_mode::none;
   }
 
   void data(std::span<const char> bytes) {
     int st = parser_.feed(bytes, *this);
     if (st != 0) send_error(st);
+    // Answers the client does not take (say, pipelined requests never read): stop reading
+    // its requests until it has taken them.
+    if (!out_paused_ && conn_ != nullptr && conn_->is_open() &&
+        conn_->pending_output() > limits_.max_output_bytes) {
+      out_paused_ = true;
+      conn_->pause_recv();
+    }
     update_timer();
   }
+
+  // The engine handed all queued output to the kernel.
+  void writable() {
+    if (!out_paused_ && waiters_ == 0) return;  // the usual case: nothing was held back
+    if (out_paused_) {
+      out_paused_ = false;
+      conn_->resume_recv();
+    }
+    for (uint32_t s = write_seq_; s != next_seq_ && waiters_ != 0; ++s) {
+      holder& h = at(s);
+      if (output_waiter* w = h.waiter) {
+        h.waiter = nullptr;
+        --waiters_;
+        w->on_output_drained();
+      }
+    }
+    update_timer();
+  }
+
+  void wait_drain(uint32_t seq, output_waiter* w) {
+    holder& h = at(seq);
+    if (h.waiter == nullptr) ++waiters_;
+    h.waiter = w;
+    update_timer();
+  }
+
+  [[nodiscard]] size_t queued(uint32_t seq) const {
+    size_t n = conn_->pending_output();
+    for (uint32_t s = write_seq_; s != seq + 1; ++s)
+      n += holders_[s & mask_].buf.size();
+    return n;
+  }
+  [[nodiscard]] size_t max_output() const { return limits_.max_output_bytes; }
 
   void eof() {
     if (write_seq_ == next_seq_) {
@@ -77,6 +118,12 @@ class http_conn final : public request_sink {
   }
 
   void timer() {
+    if (timer_mode_ == timer_mode::send) {
+      // The client took none of its queued output for send_timeout: its answers cannot be
+      // delivered. Drop them (the exchanges behind them are cancelled) and the connection.
+      conn_->abort();
+      return;
+    }
     if (timer_mode_ == timer_mode::header && parser_.in_request()) {
       parser_.reset();
       send_error(408);
@@ -106,7 +153,8 @@ class http_conn final : public request_sink {
 
   // ---- used by response_slot ----
   struct holder {
-    engine::byte_buffer buf;  // output held until earlier answers are complete
+    engine::byte_buffer buf;          // output held until earlier answers are complete
+    output_waiter* waiter = nullptr;  // when_drained()
     bool done = false;
     bool close = false;
     bool http10 = false;
@@ -143,6 +191,10 @@ class http_conn final : public request_sink {
 
   void complete(uint32_t seq) {
     holder& h = at(seq);
+    if (h.waiter != nullptr) {
+      h.waiter = nullptr;
+      --waiters_;
+    }
     if (seq != write_seq_) {
       h.done = true;
       return;
@@ -158,7 +210,7 @@ class http_conn final : public request_sink {
   }
 
  private:
-  enum class timer_mode : uint8_t { none, header, idle };
+  enum class timer_mode : uint8_t { none, header, idle, send };
 
   // The head answer completed: move held answers out, in order.
   void promote() {
@@ -186,6 +238,7 @@ class http_conn final : public request_sink {
     if (write_seq_ != next_seq_) handler_->on_answers_abandoned();
     for (uint32_t s = write_seq_; s != next_seq_; ++s)
       holders_[s & mask_] = holder_reset();
+    waiters_ = 0;
     write_seq_ = next_seq_;
     conn_->close();
   }
@@ -204,6 +257,14 @@ class http_conn final : public request_sink {
 
   void update_timer() {
     if (conn_ == nullptr || !conn_->is_open()) return;
+    if (out_paused_ || waiters_ != 0) {
+      // Stalled on the client: it has send_timeout to take its output (from the stall's start).
+      if (timer_mode_ != timer_mode::send) {
+        timer_mode_ = timer_mode::send;
+        conn_->set_timer(limits_.send_timeout);
+      }
+      return;
+    }
     if (parser_.in_request()) {
       if (timer_mode_ != timer_mode::header) {
         timer_mode_ = timer_mode::header;
@@ -229,6 +290,8 @@ class http_conn final : public request_sink {
   uint32_t mask_ = 0;
   bool close_after_ = false;
   bool draining_ = false;
+  bool out_paused_ = false;  // reading stopped: the client is not taking its answers
+  uint32_t waiters_ = 0;     // holders with a when_drained() waiter
   timer_mode timer_mode_ = timer_mode::none;
 };
 
@@ -309,6 +372,18 @@ void response_slot::finish() {
   conn_->complete(seq_);
 }
 
+size_t response_slot::queued() const {
+  return valid() ? conn_->queued(seq_) : 0;
+}
+
+bool response_slot::congested() const {
+  return valid() && conn_->queued(seq_) > conn_->max_output();
+}
+
+void response_slot::when_drained(output_waiter* w) {
+  if (valid()) conn_->wait_drain(seq_, w);
+}
+
 void response_slot::abort() {
   if (!valid()) return;
   http_conn::holder& h = conn_->at(seq_);
@@ -345,6 +420,9 @@ class http_shard_handler final : public engine::connection_handler {
     } else {
       conn.close();
     }
+  }
+  void on_writable(engine::connection& conn) override {
+    if (conn.user != nullptr) static_cast<http_conn*>(conn.user)->writable();
   }
   void on_timer(engine::connection& conn) override {
     if (conn.user != nullptr) static_cast<http_conn*>(conn.user)->timer();

@@ -16,6 +16,15 @@ namespace sluice::net {
 
 class http_conn;
 
+// Told when a client has taken the output queued for it (see response_slot::when_drained).
+class output_waiter {
+ public:
+  virtual void on_output_drained() = 0;
+
+ protected:
+  ~output_waiter() = default;
+};
+
 // The answer to one request. Cheap to copy; may be kept and answered later on the same shard
 // (e.g. after an upstream answers). Answers go out in request order: an answer for a later
 // pipelined request is held until the ones before it are complete. Every request must be
@@ -42,6 +51,17 @@ class response_slot {
                    std::span<const http_header> extra = {});
   void write(std::string_view data);  // one chunk (or raw bytes when sized); empty is ignored
   void finish();
+
+  // Back-pressure for a streamed answer. Bytes queued for this answer's client and not yet taken
+  // by its socket (with this answer's own bytes held behind earlier answers); 0 when the
+  // connection has gone.
+  [[nodiscard]] size_t queued() const;
+  // Whether queued() is over http_limits::max_output_bytes: stop producing until drained.
+  [[nodiscard]] bool congested() const;
+  // Calls w->on_output_drained() once, when the client has taken everything queued for it.
+  // Not called if the answer ends or the connection goes first. One waiter per answer; while
+  // one waits, a client that takes nothing for http_limits::send_timeout is disconnected.
+  void when_drained(output_waiter* w);
   // Ends a begun response that cannot be completed (the upstream died mid-body): what was
   // written goes out, then the connection closes, so the client sees a truncated message
   // rather than a short one it would take for whole.

@@ -535,6 +535,7 @@ void upstream_pool::start_on(conn_state* cs, pending* p) {
 void upstream_pool::complete(conn_state* cs) {
   pending* p = cs->p;
   upstream_exchange* ex = p->ex;
+  cs->conn->resume_recv();  // held for a slow client, and the answer's last bytes came anyway
   // A stream's connection is closed when it ends: it stood outside max_connections.
   bool clean = cs->keep_alive && cs->parser.leftover() == 0 && cs->conn->pending_output() == 0 &&
                !shutting_down_ && !cs->stream;
@@ -811,11 +812,26 @@ void upstream_pool::on_closed(engine::connection& conn) {
 
 // ---- control ----
 
-void upstream_pool::cancel(uint64_t handle) {
-  uint64_t index = (handle & 0xffffffffu);
-  if (index == 0 || index > pendings_.size()) return;
+upstream_pool::pending* upstream_pool::find(uint64_t handle) const {
+  const uint64_t index = (handle & 0xffffffffu);
+  if (index == 0 || index > pendings_.size()) return nullptr;
   pending* p = pendings_[index - 1].get();
-  if (!p->active || p->gen != uint32_t(handle >> 32)) return;
+  return p->active && p->gen == uint32_t(handle >> 32) ? p : nullptr;
+}
+
+void upstream_pool::hold_answer(uint64_t handle, bool hold) {
+  pending* p = find(handle);
+  if (p == nullptr || p->conn == nullptr || p->conn->conn == nullptr) return;
+  if (hold) {
+    p->conn->conn->pause_recv();
+  } else {
+    p->conn->conn->resume_recv();
+  }
+}
+
+void upstream_pool::cancel(uint64_t handle) {
+  pending* p = find(handle);
+  if (p == nullptr) return;
   conn_state* cs = p->conn;
   p->ex = nullptr;
   if (cs != nullptr) {

@@ -130,6 +130,13 @@ class upstream_client {
   [[nodiscard]] virtual uint64_t send(const upstream_request& req, upstream_exchange* ex) = 0;
   virtual void cancel(uint64_t handle) = 0;
   virtual void shutdown() = 0;
+  // Back-pressure: stop (hold) or go on reading the answer of exchange `handle` while its
+  // client is slow to take what was relayed. Stale handles are ignored. Default: no hold (a
+  // stdio server's output is shared by the exchanges of its session).
+  virtual void hold_answer(uint64_t handle, bool hold) {
+    (void)handle;
+    (void)hold;
+  }
 };
 
 class upstream_pool final : public upstream_client,
@@ -156,6 +163,10 @@ class upstream_pool final : public upstream_client,
   // The downstream went away: no more callbacks for this exchange. Its connection is closed
   // unless the response was already complete. Stale or zero handles are ignored.
   void cancel(uint64_t handle) override;
+
+  // Pauses (or resumes) reading the exchange's connection; the kernel holds what the upstream
+  // sends meanwhile, and TCP slows it down. A connection is reading again before it is reused.
+  void hold_answer(uint64_t handle, bool hold) override;
 
   // Stop: pending exchanges fail with shutting_down, connections are closed, later send()s
   // fail with shutting_down.
@@ -184,6 +195,7 @@ class upstream_pool final : public upstream_client,
   // engine::deadline_client: the first waiting exchange's response_timeout
   void on_deadline() override;
 
+  [[nodiscard]] pending* find(uint64_t handle) const;  // the active exchange, or null
   pending* alloc_pending();
   void free_pending(pending* p);
   conn_state* alloc_conn();

@@ -6,6 +6,7 @@
 // the drain of one in-flight call are in gateway_test.cc. Every wait is a poll with a deadline.
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -369,6 +370,134 @@ TEST_F(faults, ClientThatVanishesMidStreamFreesTheExchange) {
     up.reset(u);
   }
   expect_serving();
+}
+
+// Writes what next() gives to fd without blocking until the kernel has taken nothing for
+// `quiet` (the peer has stopped reading) or `cap` bytes went out. Returns how many bytes were
+// written; `rest` is what was left of the last piece next() gave.
+template <typename Next>
+size_t push_until_stalled(int fd, Next next, size_t cap, std::string& rest,
+                          std::chrono::milliseconds quiet = 1000ms) {
+  size_t sent = 0;
+  std::string& pending = rest;
+  pending = next();
+  auto last = steady::now();
+  while (sent < cap && steady::now() - last < quiet) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 50) != 1) continue;
+    const ssize_t n = ::send(fd, pending.data(), pending.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0) continue;
+    sent += static_cast<size_t>(n);
+    pending.erase(0, static_cast<size_t>(n));
+    if (pending.empty()) pending = next();
+    last = steady::now();
+  }
+  return sent;
+}
+
+// An SSE event of ~64 KiB that says its number.
+std::string big_event(int i) {
+  return "event: message\ndata: " + std::to_string(i) + " " + std::string(64 * 1024, 'x') + "\n\n";
+}
+
+// An agent that reads its SSE answer slowly holds back the upstream, not Sluice's memory: with
+// 64 KiB allowed in Sluice's queue, the upstream's writes stall within what the sockets'
+// kernel buffers hold, others are served meanwhile, and when the agent reads, every byte comes
+// through in order.
+TEST_F(faults, SlowReaderHoldsBackTheUpstreamNotSluicesMemory) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url(), {"--max-output-bytes", "65536"}));
+  http_client c(port_, kLong);
+  ASSERT_TRUE(c.send_request("POST", "/mcp", call("1", "long_job"), mcp_headers()));
+  const int u = up.accept_request(kLong);
+  ASSERT_GE(u, 0);
+  ASSERT_TRUE(raw_upstream::write_all(u,
+                                      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                      "Transfer-Encoding: chunked\r\n\r\n"));
+  ASSERT_TRUE(c.read_head(kLong));
+  // Without back-pressure Sluice takes everything at memory speed (it once grew by 500 MB/s).
+  constexpr size_t kCap = size_t(256) << 20;
+  int events = 0;
+  std::string expected, rest;
+  const size_t wrote = push_until_stalled(
+      u,
+      [&] {
+        std::string e = big_event(events++);
+        expected += e;
+        return chunk(e);
+      },
+      kCap, rest);
+  ASSERT_LT(wrote, kCap) << "Sluice kept reading an answer its client did not take";
+  expect_serving();
+  // The agent reads: the rest of the last chunk and the end come once the stall clears.
+  std::thread finish([&] {
+    (void)raw_upstream::write_all(u, rest);
+    (void)raw_upstream::write_all(u, "0\r\n\r\n");
+  });
+  std::string body;
+  while (!c.body_complete()) {
+    auto some = c.read_body_some(kLong);
+    if (!some) break;
+    body += *some;
+  }
+  finish.join();
+  EXPECT_TRUE(c.body_complete());
+  EXPECT_EQ(body.size(), expected.size());
+  EXPECT_TRUE(body == expected) << "bytes lost or reordered across the hold";
+  up.close(u);
+}
+
+// An agent that never reads is cut off after --send-timeout-ms, and the upstream connection
+// that was held for it is closed with it.
+TEST_F(faults, ClientThatNeverReadsIsCutOffAfterTheSendTimeout) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(
+      start_sluice(up.url(), {"--max-output-bytes", "65536", "--send-timeout-ms", "1000"}));
+  http_client c(port_, kLong);
+  ASSERT_TRUE(c.send_request("POST", "/mcp", call("1", "long_job"), mcp_headers()));
+  const int u = up.accept_request(kLong);
+  ASSERT_GE(u, 0);
+  ASSERT_TRUE(raw_upstream::write_all(u,
+                                      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                      "Transfer-Encoding: chunked\r\n\r\n"));
+  int events = 0;
+  std::string rest;
+  const size_t wrote = push_until_stalled(
+      u, [&] { return chunk(big_event(events++)); }, size_t(256) << 20, rest);
+  ASSERT_LT(wrote, size_t(256) << 20);
+  EXPECT_TRUE(raw_upstream::wait_peer_closed(u, kLong))
+      << "the upstream connection held for a client that never reads was never closed";
+  EXPECT_TRUE(c.wait_closed(kLong)) << "the client that never reads was not cut off";
+  up.reset(u);
+  expect_serving();
+}
+
+// A client that pipelines requests and never reads the answers stops being read once its
+// queued answers pass --max-output-bytes; when it reads, every request it sent is answered.
+TEST_F(faults, PipelinedRequestsNeverReadStopBeingRead) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url(), {"--max-output-bytes", "65536"}));
+  http_client c(port_, kLong);
+  const std::string body = call("1", "echo");
+  const std::string req =
+      "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string batch;
+  for (int i = 0; i < 64; ++i)
+    batch += req;
+  constexpr size_t kCap = size_t(256) << 20;
+  std::string rest;
+  const size_t sent = push_until_stalled(
+      c.fd(), [&] { return batch; }, kCap, rest);
+  ASSERT_LT(sent, kCap) << "Sluice kept reading requests whose answers were not taken";
+  expect_serving();
+  const size_t requests = sent / req.size();  // a cut last request is never answered
+  for (size_t i = 0; i < requests; ++i) {
+    auto r = c.read_response(kLong);
+    ASSERT_TRUE(r) << "answer " << i << " of " << requests << " never came";
+    ASSERT_EQ(r->status, 200) << r->body;
+  }
 }
 
 TEST_F(faults, SlowHeaderClientsGet408AndOthersAreServed) {

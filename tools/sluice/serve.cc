@@ -55,6 +55,8 @@ struct serve_options {
   int64_t max_body_bytes = 1024 * 1024;
   int64_t header_timeout_ms = 10'000;
   int64_t idle_timeout_ms = 60'000;
+  int64_t max_output_bytes = 1024 * 1024;
+  int64_t send_timeout_ms = 60'000;
   int64_t max_connections = 10'000;
   int64_t connect_timeout_ms = 2'000;
   int64_t response_timeout_ms = 30'000;
@@ -145,6 +147,11 @@ const std::vector<option_spec>& specs() {
        INT(header_timeout_ms, 1, 3'600'000)},
       {"idle-timeout-ms", "MS", "idle keep-alive connections are closed after [60000]",
        INT(idle_timeout_ms, 1, 86'400'000)},
+      {"max-output-bytes", "N", "a slow client's queued output over which reading stops [1048576]",
+       INT(max_output_bytes, 4096, int64_t(1) << 30)},
+      {"send-timeout-ms", "MS",
+       "a client that takes none of its queued output for this long is disconnected [60000]",
+       INT(send_timeout_ms, 1, 86'400'000)},
       {"max-connections", "N", "connections per shard; over it: 503 [10000]",
        INT(max_connections, 1, 1'000'000)},
       {"connect-timeout-ms", "MS", "upstream connect timeout [2000]",
@@ -637,6 +644,8 @@ int run_serve(std::span<char* const> args) {
   limits.max_body_bytes = static_cast<size_t>(o.max_body_bytes);
   limits.header_timeout = std::chrono::milliseconds(o.header_timeout_ms);
   limits.idle_timeout = std::chrono::milliseconds(o.idle_timeout_ms);
+  limits.max_output_bytes = static_cast<size_t>(o.max_output_bytes);
+  limits.send_timeout = std::chrono::milliseconds(o.send_timeout_ms);
   limits.max_connections = static_cast<uint32_t>(o.max_connections);
 
   engine::block_shutdown_signals();
