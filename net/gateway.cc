@@ -780,6 +780,13 @@ void forward::on_body(std::string_view bytes) {
     splitter.feed(bytes, [&](std::string_view event) {
       filter_sse_event(event, owner->filter(), rt->decider.policy(), rewritten);
     });
+    if (splitter.pending().size() > kMaxToolsListAnswer) {
+      // An event that does not end cannot be filtered, and is not held without bound: what
+      // was relayed goes out, then the stream is cut (fail closed).
+      slot.write(rewritten);
+      slot.abort();
+      return owner->abandon(this);
+    }
     return relay(rewritten);
   }
   relay(bytes);

@@ -175,25 +175,34 @@ void sse_splitter::feed(std::string_view bytes,
                         const std::function<void(std::string_view)>& on_event) {
   buf_.append(bytes);
   // Lines end with "\n", "\r\n" or "\r" (the SSE spec); an empty line ends an event. A "\r"
-  // at the very end may be the first half of "\r\n": wait for the next byte to know.
+  // at the very end may be the first half of "\r\n": wait for the next byte to know. Each
+  // byte is searched once, however long its line: a line that never ends costs linear time.
   size_t event_start = 0;
-  size_t pos = scanned_;  // start of the first line not yet seen whole
+  size_t line_start = line_start_;  // start of the first line not yet seen whole
+  size_t pos = scanned_;            // bytes before it hold no line end after line_start
   while (true) {
     const size_t eol = buf_.find_first_of("\r\n", pos);
-    if (eol == std::string::npos) break;
+    if (eol == std::string::npos) {
+      pos = buf_.size();
+      break;
+    }
     size_t next = eol + 1;
     if (buf_[eol] == '\r') {
-      if (next == buf_.size()) break;
+      if (next == buf_.size()) {
+        pos = eol;  // look at this "\r" again with the next byte
+        break;
+      }
       if (buf_[next] == '\n') ++next;
     }
-    const bool empty_line = eol == pos;
-    pos = next;
+    const bool empty_line = eol == line_start;
+    line_start = pos = next;
     if (empty_line) {
-      on_event(std::string_view(buf_).substr(event_start, pos - event_start));
-      event_start = pos;
+      on_event(std::string_view(buf_).substr(event_start, line_start - event_start));
+      event_start = line_start;
     }
   }
   buf_.erase(0, event_start);
+  line_start_ = line_start - event_start;
   scanned_ = pos - event_start;
 }
 

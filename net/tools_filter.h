@@ -46,7 +46,8 @@ class sse_splitter {
 
  private:
   std::string buf_;
-  size_t scanned_ = 0;
+  size_t line_start_ = 0;  // in buf_: where the line not yet seen whole starts
+  size_t scanned_ = 0;     // in buf_: searched for line ends up to here
 };
 
 // Rewrites one SSE event: when its data is a JSON-RPC response carrying result.tools, the

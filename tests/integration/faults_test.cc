@@ -447,6 +447,31 @@ TEST_F(faults, SlowReaderHoldsBackTheUpstreamNotSluicesMemory) {
   up.close(u);
 }
 
+// A tools/list answered as SSE must be filtered event by event; an event that never ends is
+// not held without bound (16 MiB): the stream is cut and the upstream connection closed.
+TEST_F(faults, EndlessToolsListEventIsCutOff) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(start_sluice(up.url()));
+  http_client c(port_, kLong);
+  ASSERT_TRUE(c.send_request("POST", "/mcp", R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})",
+                             mcp_headers()));
+  const int u = up.accept_request(kLong);
+  ASSERT_GE(u, 0);
+  ASSERT_TRUE(raw_upstream::write_all(u,
+                                      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                      "Transfer-Encoding: chunked\r\n\r\n" +
+                                          chunk("event: message\ndata: {\"jsonrpc\":\"2.0\",")));
+  const std::string filler = chunk(std::string(64 * 1024, ' '));  // inside the event's data
+  std::string rest;
+  const size_t wrote = push_until_stalled(
+      u, [&] { return filler; }, size_t(64) << 20, rest);
+  EXPECT_LT(wrote, size_t(64) << 20) << "Sluice kept taking an event it cannot filter";
+  EXPECT_TRUE(raw_upstream::wait_peer_closed(u, kLong)) << "the upstream connection was kept";
+  EXPECT_TRUE(c.wait_closed(kLong)) << "the agent's stream was not cut";
+  up.reset(u);
+  expect_serving();
+}
+
 // An agent that never reads is cut off after --send-timeout-ms, and the upstream connection
 // that was held for it is closed with it.
 TEST_F(faults, ClientThatNeverReadsIsCutOffAfterTheSendTimeout) {
