@@ -546,9 +546,12 @@ void stdio_upstream::on_data(engine::connection& conn, std::span<const char> byt
   session* s = t->s;
   if (t->role == 0) return;
   std::string& buf = t->role == 1 ? s->out_line : s->err_line;
+  // What buf holds from before is part of one line (complete lines were taken): only the new
+  // bytes are searched, so a long line read piece by piece costs linear time, not quadratic.
+  size_t from = buf.size();
   buf.append(bytes.data(), bytes.size());
   size_t start = 0;
-  for (size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1) {
+  for (size_t nl; (nl = buf.find('\n', from)) != std::string::npos; start = from = nl + 1) {
     const std::string_view line(buf.data() + start, nl - start);
     if (t->role == 1) {
       handle_line(s, line);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -405,6 +406,39 @@ TEST_F(servers, IdleStdioSessionIsStoppedAndItsIdThenGets404) {
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 200);
   EXPECT_NE(again->header_or_empty("Mcp-Session-Id"), sid);
+}
+
+// A stdio server's answer on one long stdout line (8 MiB, read in many pieces) arrives whole.
+TEST(stdio_lines, LongLineArrivesWhole) {
+  if (node().empty()) GTEST_SKIP() << "node is missing";
+  temp_dir dir;
+  const std::string policy = dir.write("p.json", R"({"version": "1", "default": "allow"})");
+  const std::string fixture =
+      binary_path("SLUICE_SOURCE_ROOT") + "/tests/integration/fixtures/mcp_fixture_server.mjs";
+  process::options opts;
+  opts.capture_stderr = true;
+  auto sluice = process::spawn(binary_path("SLUICE_BIN"),
+                               {"serve", "--listen", "127.0.0.1:0", "--shards", "1", "--policy",
+                                policy, "--upstream-command", node() + " " + fixture + " --stdio"},
+                               opts);
+  ASSERT_TRUE(sluice);
+  uint16_t port = 0;
+  ASSERT_TRUE(wait_sluice_ready(*sluice, port, kLong)) << sluice->stderr_text();
+  http_client c(port);
+  auto init = mcp_post(c, kInitialize, {}, kLong);
+  ASSERT_TRUE(init);
+  ASSERT_EQ(init->status, 200) << init->body;
+  const std::string sid(init->header_or_empty("Mcp-Session-Id"));
+  constexpr size_t kSize = size_t(8) << 20;
+  auto big = mcp_post(c,
+                      R"({"jsonrpc":"2.0","id":2,"method":"fixture/big","params":{"size":)" +
+                          std::to_string(kSize) + "}}",
+                      {{"Mcp-Session-Id", sid}}, kLong);
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 200);
+  EXPECT_EQ(size_t(std::count(big->body.begin(), big->body.end(), 'z')), kSize);
+  EXPECT_TRUE(contains(big->body, R"("id":2,"result":{"text":"zzz)"));
+  EXPECT_EQ(sluice->terminate(kLong), 0) << sluice->stderr_text();
 }
 
 // ---------------------------------------------------------------------------------------------
