@@ -150,6 +150,10 @@ uint64_t stdio_router::send(const upstream_request& req, upstream_exchange* ex) 
   return id | kRelayed;
 }
 
+void stdio_router::hold_answer(uint64_t handle, bool hold) {
+  if ((handle & kRelayed) == 0) local_.hold_answer(handle, hold);
+}
+
 void stdio_router::cancel(uint64_t handle) {
   if ((handle & kRelayed) == 0) return local_.cancel(handle);
   const uint64_t id = handle & ~kRelayed;

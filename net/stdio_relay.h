@@ -90,6 +90,9 @@ class stdio_router final : public upstream_client {
   // posted to it; the callbacks come from on_message() later, never from inside send().
   [[nodiscard]] uint64_t send(const upstream_request& req, upstream_exchange* ex) override;
   void cancel(uint64_t handle) override;
+  // This shard's sessions: held as stdio_upstream holds them. An exchange relayed to another
+  // shard is not held (its answer crosses the hub in pieces).
+  void hold_answer(uint64_t handle, bool hold) override;
   // Stops the local processes; relayed exchanges still waiting get no more callbacks.
   void shutdown() override;
 

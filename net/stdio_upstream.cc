@@ -99,8 +99,10 @@ bool split_command(std::string_view line, std::vector<std::string>& argv, std::s
 struct stdio_upstream::exchange_rec {
   upstream_exchange* ex = nullptr;  // null: free
   session* s = nullptr;
+  uint32_t index = 0;  // in recs_
   uint32_t gen = 0;
   bool get = false;        // the session's GET (server-to-client) stream
+  bool held = false;       // hold_answer(): its client is slow, the session's stdout waits
   bool head_sent = false;  // on_head called
   bool sse = false;
   bool batch = false;
@@ -130,6 +132,7 @@ struct stdio_upstream::session {
   int64_t last_used = 0;             // steady ns: the last request, or the last exchange's end
   bool term_sent = false;
   int exit_status = -1;
+  uint32_t holds = 0;  // exchanges held (hold_answer): stdout is not read while any is
 };
 
 stdio_upstream::stdio_upstream(engine::shard& shard, stdio_options options)
@@ -236,6 +239,7 @@ bool stdio_upstream::spawn(session* s, std::string& error) {
     s->tags[r] = {s, r};
   s->in = shard_.adopt(io_in[0], this);
   s->out = shard_.adopt(io_out[0], this);
+  if (s->out != nullptr && s->holds != 0) s->out->pause_recv();
   s->err = shard_.adopt(io_err[0], this);
   if (s->in) s->in->user = &s->tags[0];
   if (s->out) s->out->user = &s->tags[1];
@@ -262,6 +266,7 @@ uint64_t stdio_upstream::new_exchange(session* s, upstream_exchange* ex, bool ge
   exchange_rec* r = recs_[idx].get();
   const uint32_t gen = r->gen + 1;
   *r = exchange_rec{};
+  r->index = idx;
   r->gen = gen;
   r->ex = ex;
   r->s = s;
@@ -276,8 +281,29 @@ stdio_upstream::exchange_rec* stdio_upstream::rec(uint64_t handle) {
   return r->ex != nullptr && r->gen == uint32_t(handle) ? r : nullptr;
 }
 
+void stdio_upstream::hold_answer(uint64_t handle, bool hold) {
+  exchange_rec* r = rec(handle);
+  if (r == nullptr || r->s == nullptr || r->held == hold) return;
+  r->held = hold;
+  hold_output(r->s, hold);
+}
+
+// One process writes every answer of its session: its stdout is read while no exchange of the
+// session is held (a new process after a restart starts paused if one still is).
+void stdio_upstream::hold_output(session* s, bool hold) {
+  if (hold ? s->holds++ != 0 : --s->holds != 0) return;
+  if (s->out == nullptr) return;
+  if (hold) {
+    s->out->pause_recv();
+  } else {
+    s->out->resume_recv();
+  }
+}
+
 void stdio_upstream::drop(exchange_rec* r) {
   session* s = r->s;
+  if (s != nullptr && r->held) hold_output(s, false);
+  r->held = false;
   if (s != nullptr) {
     s->last_used = shard_.now_ns();
     if (s->get == r) s->get = nullptr;
@@ -288,9 +314,7 @@ void stdio_upstream::drop(exchange_rec* r) {
   // The session's last exchange ended: its idle time starts now.
   if (s != nullptr && s->posts.empty() && s->get == nullptr && options_.idle_timeout.count() != 0)
     arm_clock();
-  free_recs_.push_back(static_cast<uint32_t>(
-      std::find_if(recs_.begin(), recs_.end(), [r](const auto& p) { return p.get() == r; }) -
-      recs_.begin()));
+  free_recs_.push_back(r->index);
 }
 
 void stdio_upstream::finish(exchange_rec* r) {

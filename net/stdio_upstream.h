@@ -69,6 +69,8 @@ class stdio_upstream final : public upstream_client, private engine::connection_
   [[nodiscard]] uint64_t send(const upstream_request& req, upstream_exchange* ex) override;
   void cancel(uint64_t handle) override;
   void shutdown() override;
+  // Holds the session's whole stdout while any of its exchanges is held.
+  void hold_answer(uint64_t handle, bool hold) override;
 
   [[nodiscard]] size_t sessions() const { return by_id_.size(); }
 
@@ -103,6 +105,7 @@ class stdio_upstream final : public upstream_client, private engine::connection_
   uint64_t new_exchange(session* s, upstream_exchange* ex, bool get);
   exchange_rec* rec(uint64_t handle);
   void drop(exchange_rec* r);
+  void hold_output(session* s, bool hold);
   void maybe_forget(session* s);
   // When the session is due to be ended for idleness (steady ns); 0: not due (busy, stopping,
   // or no idle timeout).

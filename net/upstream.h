@@ -131,8 +131,7 @@ class upstream_client {
   virtual void cancel(uint64_t handle) = 0;
   virtual void shutdown() = 0;
   // Back-pressure: stop (hold) or go on reading the answer of exchange `handle` while its
-  // client is slow to take what was relayed. Stale handles are ignored. Default: no hold (a
-  // stdio server's output is shared by the exchanges of its session).
+  // client is slow to take what was relayed. Stale handles are ignored. Default: no hold.
   virtual void hold_answer(uint64_t handle, bool hold) {
     (void)handle;
     (void)hold;

@@ -441,6 +441,64 @@ TEST(stdio_lines, LongLineArrivesWhole) {
   EXPECT_EQ(sluice->terminate(kLong), 0) << sluice->stderr_text();
 }
 
+// An agent that does not read the answer of a stdio server that writes 64 MiB of notifications
+// (as fast as its stdout is read) holds the server back: with 64 KiB allowed in Sluice's queue
+// the server's writes stall long before the end; when the agent reads, everything arrives.
+TEST(stdio_lines, SlowReaderHoldsBackTheServer) {
+  if (node().empty()) GTEST_SKIP() << "node is missing";
+  temp_dir dir;
+  const std::string policy = dir.write("p.json", R"({"version": "1", "default": "allow"})");
+  const std::string fixture =
+      binary_path("SLUICE_SOURCE_ROOT") + "/tests/integration/fixtures/mcp_fixture_server.mjs";
+  process::options opts;
+  opts.capture_stderr = true;
+  auto sluice = process::spawn(
+      binary_path("SLUICE_BIN"),
+      {"serve", "--listen", "127.0.0.1:0", "--shards", "1", "--policy", policy,
+       "--max-output-bytes", "65536", "--upstream-command", node() + " " + fixture + " --stdio"},
+      opts);
+  ASSERT_TRUE(sluice);
+  uint16_t port = 0;
+  ASSERT_TRUE(wait_sluice_ready(*sluice, port, kLong)) << sluice->stderr_text();
+  http_client c(port);
+  auto init = mcp_post(c, kInitialize, {}, kLong);
+  ASSERT_TRUE(init);
+  ASSERT_EQ(init->status, 200) << init->body;
+  const std::string sid(init->header_or_empty("Mcp-Session-Id"));
+  constexpr int kCount = 1024;  // 64 MiB
+  ASSERT_TRUE(
+      c.send_request("POST", "/mcp",
+                     R"({"jsonrpc":"2.0","id":2,"method":"fixture/flood","params":{"count":)" +
+                         std::to_string(kCount) + "}}",
+                     mcp_headers({{"Mcp-Session-Id", sid}})));
+  auto head = c.read_head(kLong);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  // The server says how far it got; wait until it has said nothing new for a second.
+  auto progress = [&] {
+    const std::string err = sluice->stderr_text();
+    return std::count(err.begin(), err.end(), '\n');
+  };
+  const auto deadline = std::chrono::steady_clock::now() + kLong;
+  for (auto seen = progress(); std::chrono::steady_clock::now() < deadline;) {
+    ASSERT_FALSE(sluice->wait_for_stderr("flood: done", std::chrono::milliseconds(1000)))
+        << "Sluice took the whole answer its client did not read";
+    const auto now = progress();
+    if (now == seen) break;
+    seen = now;
+  }
+  int events = 0;
+  bool answered = false;
+  while (auto e = c.next_event(kLong)) {
+    ++events;
+    answered = answered || contains(e->data, R"("id":2,"result")");
+  }
+  EXPECT_EQ(events, kCount + 1);
+  EXPECT_TRUE(answered);
+  EXPECT_TRUE(sluice->wait_for_stderr("flood: done", kLong));
+  EXPECT_EQ(sluice->terminate(kLong), 0) << sluice->stderr_text();
+}
+
 // ---------------------------------------------------------------------------------------------
 // stdio sessions across shards: any shard decides a session's call (once), the shard that owns
 // the session's process forwards it.
