@@ -395,6 +395,18 @@ size_t push_until_stalled(int fd, Next next, size_t cap, std::string& rest,
   return sent;
 }
 
+// Sends a long_job call from c and answers it from the upstream with the head of a chunked SSE
+// stream; the upstream connection, or -1.
+int open_sse_answer(raw_upstream& up, http_client& c) {
+  if (!c.send_request("POST", "/mcp", call("1", "long_job"), mcp_headers())) return -1;
+  const int u = up.accept_request(kLong);
+  if (u < 0) return -1;
+  const bool sent = raw_upstream::write_all(u,
+                                            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                            "Transfer-Encoding: chunked\r\n\r\n");
+  return sent ? u : -1;
+}
+
 // An SSE event of ~64 KiB that says its number.
 std::string big_event(int i) {
   return "event: message\ndata: " + std::to_string(i) + " " + std::string(64 * 1024, 'x') + "\n\n";
@@ -408,12 +420,8 @@ TEST_F(faults, SlowReaderHoldsBackTheUpstreamNotSluicesMemory) {
   raw_upstream up;
   ASSERT_NO_FATAL_FAILURE(start_sluice(up.url(), {"--max-output-bytes", "65536"}));
   http_client c(port_, kLong);
-  ASSERT_TRUE(c.send_request("POST", "/mcp", call("1", "long_job"), mcp_headers()));
-  const int u = up.accept_request(kLong);
+  const int u = open_sse_answer(up, c);
   ASSERT_GE(u, 0);
-  ASSERT_TRUE(raw_upstream::write_all(u,
-                                      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                                      "Transfer-Encoding: chunked\r\n\r\n"));
   ASSERT_TRUE(c.read_head(kLong));
   // Without back-pressure Sluice takes everything at memory speed (it once grew by 500 MB/s).
   constexpr size_t kCap = size_t(256) << 20;
@@ -479,12 +487,8 @@ TEST_F(faults, ClientThatNeverReadsIsCutOffAfterTheSendTimeout) {
   ASSERT_NO_FATAL_FAILURE(
       start_sluice(up.url(), {"--max-output-bytes", "65536", "--send-timeout-ms", "1000"}));
   http_client c(port_, kLong);
-  ASSERT_TRUE(c.send_request("POST", "/mcp", call("1", "long_job"), mcp_headers()));
-  const int u = up.accept_request(kLong);
+  const int u = open_sse_answer(up, c);
   ASSERT_GE(u, 0);
-  ASSERT_TRUE(raw_upstream::write_all(u,
-                                      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                                      "Transfer-Encoding: chunked\r\n\r\n"));
   int events = 0;
   std::string rest;
   const size_t wrote = push_until_stalled(

@@ -408,80 +408,89 @@ TEST_F(servers, IdleStdioSessionIsStoppedAndItsIdThenGets404) {
   EXPECT_NE(again->header_or_empty("Mcp-Session-Id"), sid);
 }
 
+// One stdio session through `sluice serve --shards 1` in front of the fixture server.
+class stdio_lines : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (node().empty()) GTEST_SKIP() << "node is missing";
+  }
+
+  // Starts sluice (an allow-all policy, plus `extra` flags) and initializes a session.
+  void start(std::vector<std::string> extra = {}) {
+    const std::string policy = dir_.write("p.json", R"({"version": "1", "default": "allow"})");
+    const std::string fixture =
+        binary_path("SLUICE_SOURCE_ROOT") + "/tests/integration/fixtures/mcp_fixture_server.mjs";
+    std::vector<std::string> args = {"serve",
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--shards",
+                                     "1",
+                                     "--policy",
+                                     policy,
+                                     "--upstream-command",
+                                     node() + " " + fixture + " --stdio"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process::options opts;
+    opts.capture_stderr = true;
+    sluice_ = process::spawn(binary_path("SLUICE_BIN"), args, opts);
+    ASSERT_TRUE(sluice_);
+    uint16_t port = 0;
+    ASSERT_TRUE(wait_sluice_ready(*sluice_, port, kLong)) << sluice_->stderr_text();
+    ASSERT_TRUE(c_.connect(port));
+    auto init = mcp_post(c_, kInitialize, {}, kLong);
+    ASSERT_TRUE(init);
+    ASSERT_EQ(init->status, 200) << init->body;
+    sid_ = init->header_or_empty("Mcp-Session-Id");
+  }
+
+  void TearDown() override {
+    if (sluice_) {
+      EXPECT_EQ(sluice_->terminate(kLong), 0) << sluice_->stderr_text();
+    }
+  }
+
+  temp_dir dir_;
+  std::unique_ptr<process> sluice_;
+  http_client c_;
+  std::string sid_;
+};
+
 // A stdio server's answer on one long stdout line (8 MiB, read in many pieces) arrives whole.
-TEST(stdio_lines, LongLineArrivesWhole) {
-  if (node().empty()) GTEST_SKIP() << "node is missing";
-  temp_dir dir;
-  const std::string policy = dir.write("p.json", R"({"version": "1", "default": "allow"})");
-  const std::string fixture =
-      binary_path("SLUICE_SOURCE_ROOT") + "/tests/integration/fixtures/mcp_fixture_server.mjs";
-  process::options opts;
-  opts.capture_stderr = true;
-  auto sluice = process::spawn(binary_path("SLUICE_BIN"),
-                               {"serve", "--listen", "127.0.0.1:0", "--shards", "1", "--policy",
-                                policy, "--upstream-command", node() + " " + fixture + " --stdio"},
-                               opts);
-  ASSERT_TRUE(sluice);
-  uint16_t port = 0;
-  ASSERT_TRUE(wait_sluice_ready(*sluice, port, kLong)) << sluice->stderr_text();
-  http_client c(port);
-  auto init = mcp_post(c, kInitialize, {}, kLong);
-  ASSERT_TRUE(init);
-  ASSERT_EQ(init->status, 200) << init->body;
-  const std::string sid(init->header_or_empty("Mcp-Session-Id"));
+TEST_F(stdio_lines, LongLineArrivesWhole) {
+  ASSERT_NO_FATAL_FAILURE(start());
   constexpr size_t kSize = size_t(8) << 20;
-  auto big = mcp_post(c,
+  auto big = mcp_post(c_,
                       R"({"jsonrpc":"2.0","id":2,"method":"fixture/big","params":{"size":)" +
                           std::to_string(kSize) + "}}",
-                      {{"Mcp-Session-Id", sid}}, kLong);
+                      {{"Mcp-Session-Id", sid_}}, kLong);
   ASSERT_TRUE(big);
   EXPECT_EQ(big->status, 200);
   EXPECT_EQ(size_t(std::count(big->body.begin(), big->body.end(), 'z')), kSize);
   EXPECT_TRUE(contains(big->body, R"("id":2,"result":{"text":"zzz)"));
-  EXPECT_EQ(sluice->terminate(kLong), 0) << sluice->stderr_text();
 }
 
 // An agent that does not read the answer of a stdio server that writes 64 MiB of notifications
 // (as fast as its stdout is read) holds the server back: with 64 KiB allowed in Sluice's queue
 // the server's writes stall long before the end; when the agent reads, everything arrives.
-TEST(stdio_lines, SlowReaderHoldsBackTheServer) {
-  if (node().empty()) GTEST_SKIP() << "node is missing";
-  temp_dir dir;
-  const std::string policy = dir.write("p.json", R"({"version": "1", "default": "allow"})");
-  const std::string fixture =
-      binary_path("SLUICE_SOURCE_ROOT") + "/tests/integration/fixtures/mcp_fixture_server.mjs";
-  process::options opts;
-  opts.capture_stderr = true;
-  auto sluice = process::spawn(
-      binary_path("SLUICE_BIN"),
-      {"serve", "--listen", "127.0.0.1:0", "--shards", "1", "--policy", policy,
-       "--max-output-bytes", "65536", "--upstream-command", node() + " " + fixture + " --stdio"},
-      opts);
-  ASSERT_TRUE(sluice);
-  uint16_t port = 0;
-  ASSERT_TRUE(wait_sluice_ready(*sluice, port, kLong)) << sluice->stderr_text();
-  http_client c(port);
-  auto init = mcp_post(c, kInitialize, {}, kLong);
-  ASSERT_TRUE(init);
-  ASSERT_EQ(init->status, 200) << init->body;
-  const std::string sid(init->header_or_empty("Mcp-Session-Id"));
+TEST_F(stdio_lines, SlowReaderHoldsBackTheServer) {
+  ASSERT_NO_FATAL_FAILURE(start({"--max-output-bytes", "65536"}));
   constexpr int kCount = 1024;  // 64 MiB
   ASSERT_TRUE(
-      c.send_request("POST", "/mcp",
-                     R"({"jsonrpc":"2.0","id":2,"method":"fixture/flood","params":{"count":)" +
-                         std::to_string(kCount) + "}}",
-                     mcp_headers({{"Mcp-Session-Id", sid}})));
-  auto head = c.read_head(kLong);
+      c_.send_request("POST", "/mcp",
+                      R"({"jsonrpc":"2.0","id":2,"method":"fixture/flood","params":{"count":)" +
+                          std::to_string(kCount) + "}}",
+                      mcp_headers({{"Mcp-Session-Id", sid_}})));
+  auto head = c_.read_head(kLong);
   ASSERT_TRUE(head);
   EXPECT_EQ(head->status, 200);
   // The server says how far it got; wait until it has said nothing new for a second.
   auto progress = [&] {
-    const std::string err = sluice->stderr_text();
+    const std::string err = sluice_->stderr_text();
     return std::count(err.begin(), err.end(), '\n');
   };
   const auto deadline = std::chrono::steady_clock::now() + kLong;
   for (auto seen = progress(); std::chrono::steady_clock::now() < deadline;) {
-    ASSERT_FALSE(sluice->wait_for_stderr("flood: done", std::chrono::milliseconds(1000)))
+    ASSERT_FALSE(sluice_->wait_for_stderr("flood: done", std::chrono::milliseconds(1000)))
         << "Sluice took the whole answer its client did not read";
     const auto now = progress();
     if (now == seen) break;
@@ -489,14 +498,13 @@ TEST(stdio_lines, SlowReaderHoldsBackTheServer) {
   }
   int events = 0;
   bool answered = false;
-  while (auto e = c.next_event(kLong)) {
+  while (auto e = c_.next_event(kLong)) {
     ++events;
     answered = answered || contains(e->data, R"("id":2,"result")");
   }
   EXPECT_EQ(events, kCount + 1);
   EXPECT_TRUE(answered);
-  EXPECT_TRUE(sluice->wait_for_stderr("flood: done", kLong));
-  EXPECT_EQ(sluice->terminate(kLong), 0) << sluice->stderr_text();
+  EXPECT_TRUE(sluice_->wait_for_stderr("flood: done", kLong));
 }
 
 // ---------------------------------------------------------------------------------------------
