@@ -148,7 +148,8 @@ class forward final : public upstream_exchange, public output_waiter {
   bool streaming = false;     // began a streamed answer downstream
   bool sse = false;
   bool finished = false;
-  bool active = false;  // taken from the free list, its exchange not yet over
+  bool active = false;   // taken from the free list, its exchange not yet over
+  bool holding = false;  // its upstream is held: the agent is slow (relay)
   int status = 0;
   std::string id;  // raw id of a single request, for error answers ("" for a batch)
   std::string session_id, protocol_version, content_type;
@@ -172,7 +173,7 @@ class forward final : public upstream_exchange, public output_waiter {
   void reset() {
     slot = {};
     handle = 0;
-    filter_tools = held = streaming = sse = finished = false;
+    filter_tools = held = streaming = sse = finished = holding = false;
     status = 0;
     id.clear();
     session_id.clear();
@@ -796,14 +797,17 @@ void forward::relay(std::string_view bytes) {
   slot.write(bytes);
   // The agent is not taking the answer as fast as the upstream sends it: stop reading the
   // upstream until the agent has taken what is queued (then on_output_drained).
-  if (slot.congested()) {
+  if (!holding && slot.congested()) {
+    holding = true;
     rt->pool->hold_answer(handle, true);
     slot.when_drained(this);
   }
 }
 
 void forward::on_output_drained() {
-  if (active) rt->pool->hold_answer(handle, false);
+  if (!active || !holding) return;
+  holding = false;
+  rt->pool->hold_answer(handle, false);
 }
 
 void forward::on_end() {

@@ -150,15 +150,31 @@ uint64_t stdio_router::send(const upstream_request& req, upstream_exchange* ex) 
   return id | kRelayed;
 }
 
+stdio_router::outgoing* stdio_router::relayed(uint64_t handle) {
+  const uint64_t id = handle & ~kRelayed;
+  const uint64_t idx = (id >> 32) - 1;
+  if (idx >= out_.size() || out_[idx].ex == nullptr || out_[idx].gen != uint32_t(id))
+    return nullptr;
+  return &out_[idx];
+}
+
 void stdio_router::hold_answer(uint64_t handle, bool hold) {
-  if ((handle & kRelayed) == 0) local_.hold_answer(handle, hold);
+  if ((handle & kRelayed) == 0) return local_.hold_answer(handle, hold);
+  const outgoing* o = relayed(handle);
+  if (o == nullptr) return;
+  relay_message m;
+  m.what = hold ? relay_message::kind::hold : relay_message::kind::release;
+  m.route = route_;
+  m.from = shard_.id();
+  m.id = handle & ~kRelayed;
+  hub_->post(o->owner, std::move(m));
 }
 
 void stdio_router::cancel(uint64_t handle) {
   if ((handle & kRelayed) == 0) return local_.cancel(handle);
   const uint64_t id = handle & ~kRelayed;
   const uint64_t idx = (id >> 32) - 1;
-  if (idx >= out_.size() || out_[idx].ex == nullptr || out_[idx].gen != uint32_t(id)) return;
+  if (relayed(handle) == nullptr) return;
   out_[idx].ex = nullptr;
   free_out_.push_back(static_cast<uint32_t>(idx));
   // The owner stops the exchange; what it posted meanwhile is dropped here (stale id).
@@ -204,6 +220,13 @@ void stdio_router::on_message(relay_message& m) {
       if (!it->second->over) local_.cancel(it->second->handle);
       it->second->over = true;
       dirty_ = true;
+      break;
+    }
+    case relay_message::kind::hold:
+    case relay_message::kind::release: {
+      auto it = proxies_.find({m.from, m.id});
+      if (it != proxies_.end() && !it->second->over)
+        local_.hold_answer(it->second->handle, m.what == relay_message::kind::hold);
       break;
     }
     default: {

@@ -33,7 +33,8 @@
 namespace sluice::net {
 
 struct relay_message {
-  enum class kind : uint8_t { request, cancel, head, body, end, error };
+  // hold / release: the requesting shard's client is slow (upstream_client::hold_answer).
+  enum class kind : uint8_t { request, cancel, hold, release, head, body, end, error };
   kind what = kind::request;
   uint16_t route = 0;  // which route's stdio upstream (gateway route index)
   unsigned from = 0;   // the posting shard
@@ -90,8 +91,8 @@ class stdio_router final : public upstream_client {
   // posted to it; the callbacks come from on_message() later, never from inside send().
   [[nodiscard]] uint64_t send(const upstream_request& req, upstream_exchange* ex) override;
   void cancel(uint64_t handle) override;
-  // This shard's sessions: held as stdio_upstream holds them. An exchange relayed to another
-  // shard is not held (its answer crosses the hub in pieces).
+  // This shard's sessions: held as stdio_upstream holds them. Another shard's: the hold is
+  // posted to it (what it had already read and posted still arrives).
   void hold_answer(uint64_t handle, bool hold) override;
   // Stops the local processes; relayed exchanges still waiting get no more callbacks.
   void shutdown() override;
@@ -120,6 +121,8 @@ class stdio_router final : public upstream_client {
   uint16_t route_;
   std::shared_ptr<stdio_relay_hub> hub_;
   stdio_upstream local_;
+  // The relayed exchange a handle names (kRelayed set), or null when it is over or stale.
+  outgoing* relayed(uint64_t handle);
   std::vector<outgoing> out_;
   std::vector<uint32_t> free_out_;
   std::map<std::pair<unsigned, uint64_t>, std::unique_ptr<proxy>> proxies_;

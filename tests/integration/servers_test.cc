@@ -416,7 +416,7 @@ class stdio_lines : public ::testing::Test {
   }
 
   // Starts sluice (an allow-all policy, plus `extra` flags) and initializes a session.
-  void start(std::vector<std::string> extra = {}) {
+  void start(std::vector<std::string> extra = {}, std::string shards = "1") {
     const std::string policy = dir_.write("p.json", R"({"version": "1", "default": "allow"})");
     const std::string fixture =
         binary_path("SLUICE_SOURCE_ROOT") + "/tests/integration/fixtures/mcp_fixture_server.mjs";
@@ -424,7 +424,7 @@ class stdio_lines : public ::testing::Test {
                                      "--listen",
                                      "127.0.0.1:0",
                                      "--shards",
-                                     "1",
+                                     shards,
                                      "--policy",
                                      policy,
                                      "--upstream-command",
@@ -434,9 +434,8 @@ class stdio_lines : public ::testing::Test {
     opts.capture_stderr = true;
     sluice_ = process::spawn(binary_path("SLUICE_BIN"), args, opts);
     ASSERT_TRUE(sluice_);
-    uint16_t port = 0;
-    ASSERT_TRUE(wait_sluice_ready(*sluice_, port, kLong)) << sluice_->stderr_text();
-    ASSERT_TRUE(c_.connect(port));
+    ASSERT_TRUE(wait_sluice_ready(*sluice_, port_, kLong)) << sluice_->stderr_text();
+    ASSERT_TRUE(c_.connect(port_));
     auto init = mcp_post(c_, kInitialize, {}, kLong);
     ASSERT_TRUE(init);
     ASSERT_EQ(init->status, 200) << init->body;
@@ -449,8 +448,46 @@ class stdio_lines : public ::testing::Test {
     }
   }
 
+  // Through c, asks the session's server for 64 MiB of notifications, written as fast as its
+  // stdout is read, and does not read: the server's writes must stall long before the end.
+  // Then reads: everything must arrive.
+  void expect_flood_held(http_client& c) {
+    constexpr int kCount = 1024;  // 64 MiB
+    ASSERT_TRUE(
+        c.send_request("POST", "/mcp",
+                       R"({"jsonrpc":"2.0","id":2,"method":"fixture/flood","params":{"count":)" +
+                           std::to_string(kCount) + "}}",
+                       mcp_headers({{"Mcp-Session-Id", sid_}})));
+    auto head = c.read_head(kLong);
+    ASSERT_TRUE(head);
+    EXPECT_EQ(head->status, 200);
+    // The server says how far it got; wait until it has said nothing new for a second.
+    auto progress = [&] {
+      const std::string err = sluice_->stderr_text();
+      return std::count(err.begin(), err.end(), '\n');
+    };
+    const auto deadline = std::chrono::steady_clock::now() + kLong;
+    for (auto seen = progress(); std::chrono::steady_clock::now() < deadline;) {
+      ASSERT_FALSE(sluice_->wait_for_stderr("flood: done", std::chrono::milliseconds(1000)))
+          << "Sluice took the whole answer its client did not read";
+      const auto now = progress();
+      if (now == seen) break;
+      seen = now;
+    }
+    int events = 0;
+    bool answered = false;
+    while (auto e = c.next_event(kLong)) {
+      ++events;
+      answered = answered || contains(e->data, R"("id":2,"result")");
+    }
+    EXPECT_EQ(events, kCount + 1);
+    EXPECT_TRUE(answered);
+    EXPECT_TRUE(sluice_->wait_for_stderr("flood: done", kLong));
+  }
+
   temp_dir dir_;
   std::unique_ptr<process> sluice_;
+  uint16_t port_ = 0;
   http_client c_;
   std::string sid_;
 };
@@ -474,37 +511,26 @@ TEST_F(stdio_lines, LongLineArrivesWhole) {
 // the server's writes stall long before the end; when the agent reads, everything arrives.
 TEST_F(stdio_lines, SlowReaderHoldsBackTheServer) {
   ASSERT_NO_FATAL_FAILURE(start({"--max-output-bytes", "65536"}));
-  constexpr int kCount = 1024;  // 64 MiB
-  ASSERT_TRUE(
-      c_.send_request("POST", "/mcp",
-                      R"({"jsonrpc":"2.0","id":2,"method":"fixture/flood","params":{"count":)" +
-                          std::to_string(kCount) + "}}",
-                      mcp_headers({{"Mcp-Session-Id", sid_}})));
-  auto head = c_.read_head(kLong);
-  ASSERT_TRUE(head);
-  EXPECT_EQ(head->status, 200);
-  // The server says how far it got; wait until it has said nothing new for a second.
-  auto progress = [&] {
-    const std::string err = sluice_->stderr_text();
-    return std::count(err.begin(), err.end(), '\n');
-  };
-  const auto deadline = std::chrono::steady_clock::now() + kLong;
-  for (auto seen = progress(); std::chrono::steady_clock::now() < deadline;) {
-    ASSERT_FALSE(sluice_->wait_for_stderr("flood: done", std::chrono::milliseconds(1000)))
-        << "Sluice took the whole answer its client did not read";
-    const auto now = progress();
-    if (now == seen) break;
-    seen = now;
+  expect_flood_held(c_);
+}
+
+// The same from a connection on the other shard than the session's process: the hold crosses
+// the shards' hub to the owner.
+TEST_F(stdio_lines, SlowReaderOnAnotherShardHoldsBackTheServer) {
+  ASSERT_NO_FATAL_FAILURE(start({"--max-output-bytes", "65536"}, "2"));
+  const std::string owner = sid_.substr(sid_.rfind('-') + 1);
+  // A session id names the shard that minted it: initialize on new connections until one is
+  // served by the other shard (each is, with probability one half).
+  http_client other;
+  for (int i = 0; i < 64 && !other.connected(); ++i) {
+    http_client probe(port_);
+    auto init = mcp_post(probe, kInitialize, {}, kLong);
+    ASSERT_TRUE(init);
+    const std::string sid(init->header_or_empty("Mcp-Session-Id"));
+    if (sid.substr(sid.rfind('-') + 1) != owner) other = std::move(probe);
   }
-  int events = 0;
-  bool answered = false;
-  while (auto e = c_.next_event(kLong)) {
-    ++events;
-    answered = answered || contains(e->data, R"("id":2,"result")");
-  }
-  EXPECT_EQ(events, kCount + 1);
-  EXPECT_TRUE(answered);
-  EXPECT_TRUE(sluice_->wait_for_stderr("flood: done", kLong));
+  ASSERT_TRUE(other.connected()) << "64 connections all landed on shard " << owner;
+  expect_flood_held(other);
 }
 
 // ---------------------------------------------------------------------------------------------
