@@ -266,6 +266,13 @@ class gateway_shard final : public request_handler, public control::shard_contro
     done(f);
   }
   tools_filter& filter() { return filter_; }
+  // request_handler: back-pressure, counted (forward::relay counts its holds here too).
+  void on_client_held() override {
+    if (ctl_) ctl_->client_held();
+  }
+  void on_client_send_timeout() override {
+    if (ctl_) ctl_->client_send_timeout();
+  }
   policy::limiter& limiter() { return limiter_; }
   control::shard_control* control() { return ctl_.get(); }
 
@@ -799,6 +806,7 @@ void forward::relay(std::string_view bytes) {
   // upstream until the agent has taken what is queued (then on_output_drained).
   if (!holding && slot.congested()) {
     holding = true;
+    owner->on_client_held();
     rt->pool->hold_answer(handle, true);
     slot.when_drained(this);
   }

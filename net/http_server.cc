@@ -67,6 +67,7 @@ class http_conn final : public request_sink {
         conn_->pending_output() > limits_.max_output_bytes) {
       out_paused_ = true;
       conn_->pause_recv();
+      handler_->on_client_held();
     }
     update_timer();
   }
@@ -121,6 +122,7 @@ class http_conn final : public request_sink {
     if (timer_mode_ == timer_mode::send) {
       // The client took none of its queued output for send_timeout: its answers cannot be
       // delivered. Drop them (the exchanges behind them are cancelled) and the connection.
+      handler_->on_client_send_timeout();
       conn_->abort();
       return;
     }

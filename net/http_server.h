@@ -84,6 +84,10 @@ class request_handler {
   // response_slot this handler holds may have become invalid. Lets a handler that keeps
   // slots look for dead ones only when one may exist.
   virtual void on_answers_abandoned() {}
+  // Back-pressure on this shard's connections, for metrics: reading a client's requests
+  // stopped (its answers are not being taken); a client was cut off by the send timeout.
+  virtual void on_client_held() {}
+  virtual void on_client_send_timeout() {}
 };
 
 // Called on each shard's thread.

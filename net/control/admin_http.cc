@@ -174,6 +174,13 @@ std::string plane::impl::metrics_text() {
   metric_line(out, "sluice_upstream_waited_total", {}, t.upstream.waited);
   help(out, "sluice_open_connections", "gauge", "Downstream connections open, all shards.");
   metric_line(out, "sluice_open_connections", {}, t.open_connections);
+  help(out, "sluice_client_holds_total", "counter",
+       "Times reading stopped (an upstream answer, or a client's requests) because a client "
+       "was slow to take its output (--max-output-bytes).");
+  metric_line(out, "sluice_client_holds_total", {}, t.client_holds);
+  help(out, "sluice_client_send_timeouts_total", "counter",
+       "Clients disconnected for taking none of their output for --send-timeout-ms.");
+  metric_line(out, "sluice_client_send_timeouts_total", {}, t.client_send_timeouts);
   help(out, "sluice_limiter_keys", "gauge", "Live rate-limit keys, all shards.");
   metric_line(out, "sluice_limiter_keys", {}, t.limiter_keys);
   if (const cluster_metrics* c = owner.options().cluster.get()) {

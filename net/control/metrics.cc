@@ -70,6 +70,8 @@ void metrics_totals::add(const shard_metrics& m) {
   approvals_denied += m.approvals_denied.get();
   approvals_timed_out += m.approvals_timed_out.get();
   approvals_refused += m.approvals_refused.get();
+  client_holds += m.client_holds.get();
+  client_send_timeouts += m.client_send_timeouts.get();
 }
 
 std::string_view verdict_name(size_t v) {

@@ -62,6 +62,8 @@ struct alignas(64) shard_metrics {
   counter audit_dropped;  // the audit ring was full
   counter approvals_parked, approvals_approved, approvals_denied, approvals_timed_out;
   counter approvals_refused;          // over the per-shard limit of waiting calls
+  counter client_holds;               // reading stopped for a client slow to take its output
+  counter client_send_timeouts;       // clients cut off by --send-timeout-ms
   counter tools_overflow[kVerdicts];  // names that did not fit the table
   tool_slot tools[kToolSlots];
 
@@ -98,6 +100,7 @@ struct metrics_totals {
   uint64_t audit_records = 0, audit_dropped = 0;
   uint64_t approvals_parked = 0, approvals_approved = 0, approvals_denied = 0,
            approvals_timed_out = 0, approvals_refused = 0;
+  uint64_t client_holds = 0, client_send_timeouts = 0;
   void add(const shard_metrics& m);
 };
 

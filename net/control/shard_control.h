@@ -88,6 +88,9 @@ class shard_control {
   // Upstream counters: an exchange sent, its head arrived (status, time since sent on the
   // shard's loop clock, engine::shard::now_ns: exact to one loop iteration), failed.
   void upstream_sent() { m_.upstream_requests.add(); }
+  // Back-pressure: reading stopped for a slow client; a client cut off by the send timeout.
+  void client_held() { m_.client_holds.add(); }
+  void client_send_timeout() { m_.client_send_timeouts.add(); }
   void upstream_head(int status, int64_t sent_ns);
   void upstream_failed(uint8_t error);
 

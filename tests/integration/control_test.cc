@@ -231,6 +231,32 @@ TEST_F(control, admin_refuses_to_start_without_a_token) {
   EXPECT_TRUE(contains(r.err, "--admin-token-file")) << r.err;
 }
 
+// A client that pipelines decisions and never reads the answers is held (its requests stop
+// being read) and, after --send-timeout-ms, cut off: both are counted.
+TEST_F(control, slow_clients_are_counted) {
+  start({"--max-output-bytes", "4096", "--send-timeout-ms", "300"});
+  EXPECT_EQ(metric(metrics(), "sluice_client_holds_total"), 0);
+  EXPECT_EQ(metric(metrics(), "sluice_client_send_timeouts_total"), 0);
+  http_client c(port_);
+  const std::string body =
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}})";
+  const std::string req =
+      "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
+  std::string rest;
+  (void)push_until_stalled(
+      c.fd(), [&] { return req; }, size_t(256) << 20, rest);
+  EXPECT_TRUE(c.wait_closed(kLong)) << "the client that never reads was not cut off";
+  const auto deadline = steady::now() + kLong;
+  std::string m;
+  while (steady::now() < deadline) {
+    m = metrics();
+    if (metric(m, "sluice_client_send_timeouts_total") >= 1) break;
+  }
+  EXPECT_GE(metric(m, "sluice_client_holds_total"), 1) << m;
+  EXPECT_EQ(metric(m, "sluice_client_send_timeouts_total"), 1) << m;
+}
+
 TEST_F(control, metrics_change_after_calls) {
   start();
   const std::string before = metrics();

@@ -372,29 +372,6 @@ TEST_F(faults, ClientThatVanishesMidStreamFreesTheExchange) {
   expect_serving();
 }
 
-// Writes what next() gives to fd without blocking until the kernel has taken nothing for
-// `quiet` (the peer has stopped reading) or `cap` bytes went out. Returns how many bytes were
-// written; `rest` is what was left of the last piece next() gave.
-template <typename Next>
-size_t push_until_stalled(int fd, Next next, size_t cap, std::string& rest,
-                          std::chrono::milliseconds quiet = 1000ms) {
-  size_t sent = 0;
-  std::string& pending = rest;
-  pending = next();
-  auto last = steady::now();
-  while (sent < cap && steady::now() - last < quiet) {
-    pollfd p{fd, POLLOUT, 0};
-    if (::poll(&p, 1, 50) != 1) continue;
-    const ssize_t n = ::send(fd, pending.data(), pending.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n <= 0) continue;
-    sent += static_cast<size_t>(n);
-    pending.erase(0, static_cast<size_t>(n));
-    if (pending.empty()) pending = next();
-    last = steady::now();
-  }
-  return sent;
-}
-
 // Sends a long_job call from c and answers it from the upstream with the head of a chunked SSE
 // stream; the upstream connection, or -1.
 int open_sse_answer(raw_upstream& up, http_client& c) {

@@ -801,6 +801,24 @@ int raw_upstream::accept_request(std::chrono::milliseconds timeout) {
   return accept_request(request, timeout);
 }
 
+size_t push_until_stalled(int fd, const std::function<std::string()>& next, size_t cap,
+                          std::string& rest, std::chrono::milliseconds quiet) {
+  size_t sent = 0;
+  rest = next();
+  auto last = clock::now();
+  while (sent < cap && clock::now() - last < quiet) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 50) != 1) continue;
+    const ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0) continue;
+    sent += static_cast<size_t>(n);
+    rest.erase(0, static_cast<size_t>(n));
+    if (rest.empty()) rest = next();
+    last = clock::now();
+  }
+  return sent;
+}
+
 bool raw_upstream::write_all(int c, std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = ::send(c, bytes.data(), bytes.size(), MSG_NOSIGNAL);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -295,6 +296,13 @@ class raw_upstream {
   uint16_t port_ = 0;
   std::vector<int> conns_;
 };
+
+// Writes what next() gives to fd without blocking until the kernel has taken nothing for
+// `quiet` (the peer has stopped reading) or `cap` bytes went out. Returns how many bytes were
+// written; `rest` is what was left of the last piece next() gave. For back-pressure tests.
+size_t push_until_stalled(int fd, const std::function<std::string()>& next, size_t cap,
+                          std::string& rest,
+                          std::chrono::milliseconds quiet = std::chrono::milliseconds(1000));
 
 // ---------------------------------------------------------------------------------------------
 // MCP helpers
