@@ -120,6 +120,12 @@ class http_conn final : public request_sink {
 
   void timer() {
     if (timer_mode_ == timer_mode::send) {
+      if (conn_->pending_output() == 0) {
+        // Nothing waits on the client: what is held waits behind an earlier answer that is
+        // not complete (say, a quiet stream). Not the client's fault: wait on.
+        conn_->set_timer(limits_.send_timeout);
+        return;
+      }
       // The client took none of its queued output for send_timeout: its answers cannot be
       // delivered. Drop them (the exchanges behind them are cancelled) and the connection.
       handler_->on_client_send_timeout();

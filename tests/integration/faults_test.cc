@@ -432,6 +432,67 @@ TEST_F(faults, SlowReaderHoldsBackTheUpstreamNotSluicesMemory) {
   up.close(u);
 }
 
+// A second pipelined answer held behind a first that is a quiet stream waits on Sluice, not on
+// the client: the send timeout does not cut the client off, and both answers arrive whole.
+TEST_F(faults, AnswerHeldBehindAQuietStreamIsNotCutOff) {
+  raw_upstream up;
+  ASSERT_NO_FATAL_FAILURE(
+      start_sluice(up.url(), {"--max-output-bytes", "65536", "--send-timeout-ms", "300"}));
+  http_client c(port_, kLong);
+  const std::string a = call("1", "long_job"), b = call("2", "long_job");
+  std::string both;
+  for (const std::string* body : {&a, &b})
+    both +=
+        "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Accept: application/json, text/event-stream\r\nContent-Length: " +
+        std::to_string(body->size()) + "\r\n\r\n" + *body;
+  ASSERT_TRUE(c.send(both));
+  std::string first, second;
+  int u1 = up.accept_request(first, kLong), u2 = up.accept_request(second, kLong);
+  ASSERT_GE(u1, 0);
+  ASSERT_GE(u2, 0);
+  if (contains(first, b)) std::swap(u1, u2);  // u1 carries the first request
+  const std::string head =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+  ASSERT_TRUE(raw_upstream::write_all(u1, head + chunk(progress_event(1))));
+  ASSERT_TRUE(c.read_head(kLong));
+  ASSERT_TRUE(c.next_event(kLong));
+  // The second answer streams into the hold behind the first, which stays quiet, past the
+  // 300 ms send timeout.
+  ASSERT_TRUE(raw_upstream::write_all(u2, head));
+  int events = 0;
+  std::string expected, rest;
+  const size_t wrote = push_until_stalled(
+      u2,
+      [&] {
+        std::string e = big_event(events++);
+        expected += e;
+        return chunk(e);
+      },
+      size_t(256) << 20, rest);
+  ASSERT_LT(wrote, size_t(256) << 20) << "the held answer was not held back";
+  ASSERT_TRUE(raw_upstream::write_all(u1, "0\r\n\r\n"));
+  while (c.next_event(kLong)) {
+  }
+  ASSERT_TRUE(c.body_complete()) << "the client was cut off while the stall was Sluice's";
+  std::thread finish([&] {
+    (void)raw_upstream::write_all(u2, rest);
+    (void)raw_upstream::write_all(u2, "0\r\n\r\n");
+  });
+  auto second_head = c.read_head(kLong);
+  std::string body;
+  while (second_head && !c.body_complete()) {
+    auto some = c.read_body_some(kLong);
+    if (!some) break;
+    body += *some;
+  }
+  finish.join();
+  ASSERT_TRUE(second_head);
+  EXPECT_TRUE(body == expected) << "the second answer lost or reordered bytes";
+  up.close(u1);
+  up.close(u2);
+}
+
 // A tools/list answered as SSE must be filtered event by event; an event that never ends is
 // not held without bound (16 MiB): the stream is cut and the upstream connection closed.
 TEST_F(faults, EndlessToolsListEventIsCutOff) {
