@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "policy/swar.h"
+
 namespace sluice::net {
 
 std::string_view header_value(std::span<const http_header> headers, std::string_view name) {
@@ -163,13 +165,8 @@ size_t format_stream_head(char* out, const response_head& head, bool chunked) {
 
 namespace {
 
-// Whether a byte of the 8 in v is zero (exact as a yes/no answer).
-bool has_zero_byte(uint64_t v) {
-  return ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull) != 0;
-}
-
 bool word_has_cr_or_lf(uint64_t v) {
-  return has_zero_byte(v ^ 0x0d0d0d0d0d0d0d0dull) || has_zero_byte(v ^ 0x0a0a0a0a0a0a0a0aull);
+  return (policy::swar::equal(v, '\r') | policy::swar::equal(v, '\n')) != 0;
 }
 
 }  // namespace

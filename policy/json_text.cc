@@ -3,20 +3,16 @@
 #include <cstdint>
 #include <cstring>
 
+#include "policy/swar.h"
+
 namespace sluice::policy {
 
 namespace {
 
 // Whether any of the eight bytes of x must be escaped inside a JSON string: a control byte
-// (< 0x20), '"' or '\'. Bytes >= 0x80 (UTF-8) never must. Each term is exact as to whether
-// some byte matches (a borrow can only mark bytes above a matching one).
+// (< 0x20), '"' or '\'. Bytes >= 0x80 (UTF-8) never must.
 bool any_to_escape(uint64_t x) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  const uint64_t quote = x ^ (kOnes * '"'), slash = x ^ (kOnes * '\\');
-  const uint64_t control = (x - kOnes * 0x20) & ~x;
-  const uint64_t is_quote = (quote - kOnes) & ~quote;
-  const uint64_t is_slash = (slash - kOnes) & ~slash;
-  return ((control | is_quote | is_slash) & kHigh) != 0;
+  return (swar::below(x, 0x20) | swar::equal(x, '"') | swar::equal(x, '\\')) != 0;
 }
 
 }  // namespace
