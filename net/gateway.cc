@@ -19,18 +19,6 @@ namespace {
 
 using policy::verdict;
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  if (a == b) return true;  // the usual case (memcmp), before the byte-by-byte fold
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 // Whether a comma-separated media-type list (Accept) admits `type` ("application/json").
 bool accepts(std::string_view accept, std::string_view type) {
   const std::string_view major = type.substr(0, type.find('/'));
@@ -44,20 +32,13 @@ bool accepts(std::string_view accept, std::string_view type) {
       item.remove_prefix(1);
     while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
       item.remove_suffix(1);
-    if (iequals(item, type) || item == "*/*") return true;
-    if (item.size() == major.size() + 2 && iequals(item.substr(0, major.size()), major) &&
+    if (ascii_iequals(item, type) || item == "*/*") return true;
+    if (item.size() == major.size() + 2 && ascii_iequals(item.substr(0, major.size()), major) &&
         item.substr(major.size()) == "/*")
       return true;
     pos = end + 1;
   }
   return false;
-}
-
-bool is_json_content_type(std::string_view ct) {
-  ct = ct.substr(0, ct.find(';'));
-  while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t'))
-    ct.remove_suffix(1);
-  return iequals(ct, "application/json");
 }
 
 bool is_local_origin(std::string_view origin) {
@@ -360,6 +341,17 @@ class gateway_shard final : public request_handler, public control::shard_contro
     }
     policy::identity who;
     if (!admit(req, slot, who)) return;
+    if (!charset_is_utf8(req.content_type)) {
+      // The caller forwards this body with this Content-Type: its server may read it in that
+      // charset, as another message than the one decided here.
+      policy::decision d;
+      d.what = verdict::invalid;
+      d.error = policy::rpc_error::invalid_request;
+      d.reason = "Content-Type names a charset other than UTF-8";
+      out_.clear();
+      append_decision_body(out_, d);
+      return slot.respond(400, kJson, out_);
+    }
     decide_answer(req, slot, who);
   }
 
@@ -402,9 +394,17 @@ class gateway_shard final : public request_handler, public control::shard_contro
       return respond_rpc_error(slot, 406, {}, static_cast<int>(policy::rpc_error::invalid_request),
                                "Accept must list application/json and text/event-stream");
     }
-    if (!is_json_content_type(req.content_type)) {
-      return respond_rpc_error(slot, 415, {}, static_cast<int>(policy::rpc_error::invalid_request),
-                               "Content-Type must be application/json");
+    switch (classify_json_content_type(req.content_type)) {
+      case json_body_type::json:
+        break;
+      case json_body_type::not_json:
+        return respond_rpc_error(slot, 415, {},
+                                 static_cast<int>(policy::rpc_error::invalid_request),
+                                 "Content-Type must be application/json");
+      case json_body_type::not_utf8:
+        return respond_rpc_error(slot, 415, {},
+                                 static_cast<int>(policy::rpc_error::invalid_request),
+                                 "Content-Type: the body must be UTF-8 (no other charset)");
     }
     policy::decider& decider = r.decider;
     const policy::body_decision& bd = decide(r, req.body, who);
@@ -519,7 +519,9 @@ class gateway_shard final : public request_handler, public control::shard_contro
     auto add = [&](std::string_view name, std::string_view value) {
       if (!value.empty()) headers_.push_back({name, value});
     };
-    add("Content-Type", req.content_type);
+    // A POST here was decided as UTF-8 JSON: the upstream is told exactly that, whatever
+    // spelling of it the client used, so it cannot read the body another way.
+    add("Content-Type", req.method == "POST" ? kJson : req.content_type);
     add("Accept", req.accept);
     add("Mcp-Session-Id", req.mcp_session_id);
     add("MCP-Protocol-Version", req.mcp_protocol_version);

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <utility>
 
 #include "policy/swar.h"
 
@@ -16,6 +17,103 @@ std::string_view header_value(std::span<const http_header> headers, std::string_
     if (eq) return h.value;
   }
   return {};
+}
+
+bool ascii_iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  if (a == b) return true;  // the usual case (memcmp), before the byte-by-byte fold
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+namespace {
+
+bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
+
+// RFC 9110 5.6.2 tchar.
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::memchr("!#$%&'*+-.^_`|~", c, 15) != nullptr;
+}
+
+// Parameters after a media type: *( OWS ";" OWS [ name "=" ( token / quoted-string ) ] ).
+// True when they parse and every charset among them is UTF-8.
+bool parameters_utf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  for (;;) {
+    while (i < n && is_ows(s[i]))
+      ++i;
+    if (i == n) return true;
+    if (s[i++] != ';') return false;
+    while (i < n && is_ows(s[i]))
+      ++i;
+    if (i == n || s[i] == ';') continue;  // an empty parameter
+    const size_t name_at = i;
+    while (i < n && is_tchar(s[i]))
+      ++i;
+    if (i == name_at || i == n || s[i] != '=') return false;
+    const std::string_view name = s.substr(name_at, i - name_at);
+    ++i;
+    char value[8];  // long enough for "utf-8"; a longer charset is not UTF-8
+    size_t len = 0;
+    bool too_long = false;
+    auto keep = [&](char c) {
+      if (len < sizeof value) {
+        value[len++] = c;
+      } else {
+        too_long = true;
+      }
+    };
+    if (i < n && s[i] == '"') {
+      for (++i;;) {
+        if (i == n) return false;  // unterminated
+        char c = s[i++];
+        if (c == '"') break;
+        if (c == '\\') {
+          if (i == n) return false;
+          c = s[i++];
+        }
+        if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return false;
+        keep(c);
+      }
+    } else {
+      const size_t value_at = i;
+      while (i < n && is_tchar(s[i]))
+        keep(s[i++]);
+      if (i == value_at) return false;
+    }
+    if (ascii_iequals(name, "charset") &&
+        (too_long || !ascii_iequals(std::string_view(value, len), "utf-8")))
+      return false;
+  }
+}
+
+// The media type (without trailing whitespace) and the parameters after it.
+std::pair<std::string_view, std::string_view> split_media_type(std::string_view content_type) {
+  std::string_view type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && is_ows(type.back()))
+    type.remove_suffix(1);
+  return {type, content_type.substr(type.size())};
+}
+
+}  // namespace
+
+json_body_type classify_json_content_type(std::string_view content_type) {
+  const auto [type, parameters] = split_media_type(content_type);
+  if (!ascii_iequals(type, "application/json")) return json_body_type::not_json;
+  return parameters_utf8(parameters) ? json_body_type::json : json_body_type::not_utf8;
+}
+
+bool charset_is_utf8(std::string_view content_type) {
+  return parameters_utf8(split_media_type(content_type).second);
 }
 
 std::string_view reason_phrase(int status) {
@@ -58,6 +156,8 @@ std::string_view reason_phrase(int status) {
       return "Content Too Large";
     case 415:
       return "Unsupported Media Type";
+    case 417:
+      return "Expectation Failed";
     case 422:
       return "Unprocessable Content";
     case 429:

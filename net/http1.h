@@ -52,6 +52,8 @@ struct http_request {
   std::string_view mcp_name;
   std::string_view connection;
   std::string_view host;
+  std::string_view content_encoding;
+  bool expect_continue = false;          // HTTP/1.1 with "Expect: 100-continue"
   std::span<const http_header> headers;  // all header lines, in order (for forwarding)
   // Contiguous body. At least 64 readable bytes (SIMDJSON_PADDING) follow body.end(): in place
   // in the provided receive buffer (which has that slack) or in a padded per-connection buffer.
@@ -62,6 +64,26 @@ struct http_request {
 // when there is none.
 [[nodiscard]] std::string_view header_value(std::span<const http_header> headers,
                                             std::string_view name);
+
+// ASCII case-insensitive equality (header names, tokens, media types).
+[[nodiscard]] bool ascii_iequals(std::string_view a, std::string_view b);
+
+// What a request's Content-Type says about reading its body as JSON.
+enum class json_body_type : uint8_t {
+  json,      // application/json, with no charset or charset UTF-8
+  not_json,  // another media type, or none
+  not_utf8,  // application/json naming another charset, or parameters that do not parse
+};
+// "application/json" (any case) with optional parameters (RFC 9110 8.3.1: token or
+// quoted-string values). JSON is UTF-8 (RFC 8259), and Sluice decides on the body's bytes as
+// UTF-8. Some servers decode a body in whatever charset the client names (Express's
+// express.json(), which the MCP SDK's createMcpExpressApp() uses, reads charset=utf-7, where
+// "+AC8-" is "/"), so they would read another message than the one decided: any other
+// charset, and parameters that cannot be read for sure, are not_utf8.
+[[nodiscard]] json_body_type classify_json_content_type(std::string_view content_type);
+// Only the parameters part of that check, for any media type: false when content_type's
+// parameters name a charset other than UTF-8 or do not parse. "" is fine.
+[[nodiscard]] bool charset_is_utf8(std::string_view content_type);
 
 // "OK", "Not Found", ...; "Unknown" for codes not in the table.
 [[nodiscard]] std::string_view reason_phrase(int status);

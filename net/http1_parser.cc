@@ -102,6 +102,16 @@ struct http1_parser::impl {
         if (!r.host.empty()) return fail(ec, 400);  // RFC 9112 3.2: more than one Host
         r.host = value;
         break;
+      case http::field::content_encoding:
+        // A body Sluice cannot read as sent is one it cannot decide (RFC 9110 15.5.16).
+        if (!iequals(value, "identity")) return fail(ec, 415);
+        break;
+      case http::field::expect:
+        // RFC 9110 10.1.1: 100-continue is the only expectation defined; it means nothing in
+        // HTTP/1.0. Any other cannot be met.
+        if (!iequals(value, "100-continue")) return fail(ec, 417);
+        r.expect_continue = r.version >= 11;
+        break;
       case http::field::transfer_encoding:
         // Only exactly "chunked": anything else (gzip, lists) is a smuggling vector.
         if (!iequals(value, "chunked")) return fail(ec, 400);
@@ -161,6 +171,7 @@ struct http1_parser::impl {
     body_.clear();
     body_copied_ = false;
     hdr_stable_ = false;
+    continue_sent_ = false;
     content_length_ = -1;
     req_start_ = at;
     hdr_end_ = at;
@@ -200,6 +211,13 @@ struct http1_parser::impl {
     }
   }
 
+  // The client may be waiting for "100 Continue" before it sends the body.
+  void maybe_continue(request_sink& sink) {
+    if (!req_.expect_continue || continue_sent_) return;
+    continue_sent_ = true;
+    sink.on_expect_continue();
+  }
+
   static int status_for(const error_code& ec, int custom) {
     if (custom != 0) return custom;
     if (ec == http::error::header_limit) return 431;
@@ -235,6 +253,7 @@ struct http1_parser::impl {
           return step::more;
         }
         stabilize_header();  // the body continues in a later feed
+        maybe_continue(sink);
         p += n;
         consumed = size_t(p - begin);
         return step::more;
@@ -257,7 +276,10 @@ struct http1_parser::impl {
         if (one) break;
       }
     }
-    if (parser_ && parser_->is_header_done()) stabilize_header();  // body continues later
+    if (parser_ && parser_->is_header_done()) {  // the body continues later
+      stabilize_header();
+      maybe_continue(sink);
+    }
     consumed = size_t(p - begin);
     return step::done;
   }
@@ -331,6 +353,7 @@ struct http1_parser::impl {
   engine::byte_buffer body_;   // chunked or straddling body (padded)
   bool body_copied_ = false;
   bool hdr_stable_ = false;
+  bool continue_sent_ = false;
   bool stopped_ = false;
   int64_t content_length_ = -1;
   const char* req_start_ = nullptr;

@@ -20,6 +20,11 @@ namespace sluice::net {
 class request_sink {
  public:
   virtual bool on_parsed(const http_request& req) = 0;
+  // The request being read asked for "100 Continue" (Expect: 100-continue, HTTP/1.1): its
+  // header is complete and the client may be waiting for the interim answer before it sends
+  // the body. Called once per such request, before its on_parsed, only while its body is
+  // incomplete.
+  virtual void on_expect_continue() {}
 
  protected:
   ~request_sink() = default;
@@ -34,7 +39,8 @@ class http1_parser {
 
   // Parses everything in bytes, calling sink.on_parsed for each complete request, in order.
   // Returns 0 when all bytes were consumed or kept for later, or the HTTP status to answer
-  // with before closing (400, 413, 431) after the requests before the bad one were delivered.
+  // with before closing (400, 413, 415, 417, 431) after the requests before the bad one were
+  // delivered.
   // bytes must have 64 readable bytes past its end (provided buffers do).
   [[nodiscard]] int feed(std::span<const char> bytes, request_sink& sink);
 

@@ -50,7 +50,7 @@ class http_conn final : public request_sink {
     conn_ = nullptr;
     if (write_seq_ != next_seq_) handler_->on_answers_abandoned();
     parser_.reset();
-    for (uint32_t s = write_seq_; s != next_seq_; ++s)
+    for (uint32_t s = write_seq_; s != next_seq_ + 1; ++s)  // + 1: a held "100 Continue"
       holders_[s & mask_] = holder_reset();
     next_seq_ = write_seq_ = 0;
     close_after_ = draining_ = out_paused_ = false;
@@ -159,6 +159,18 @@ class http_conn final : public request_sink {
     return !stop && conn_ != nullptr && conn_->is_open();
   }
 
+  // The interim answer goes where the request's own answer will: straight out when no earlier
+  // answer is owed, else held behind them in the holder its sequence number will use (free:
+  // at most max_pipelined are owed, and there are more holders than that).
+  void on_expect_continue() override {
+    static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (write_seq_ == next_seq_) {
+      conn_->send(k100);
+    } else {
+      at(next_seq_).buf.append(k100);
+    }
+  }
+
   // ---- used by response_slot ----
   struct holder {
     engine::byte_buffer buf;          // output held until earlier answers are complete
@@ -236,6 +248,11 @@ class http_conn final : public request_sink {
         finish_close();
         return;
       }
+    }
+    // The request being read may have a "100 Continue" held for it: it is the head now.
+    if (holder& next = at(next_seq_); !next.buf.empty()) {
+      conn_->send(next.buf.view());
+      next.buf.clear();
     }
     if (close_after_ || draining_) {
       if (!parser_.in_request() || close_after_) conn_->close();

@@ -120,6 +120,7 @@ class client {
     in_.erase(0, he + 4);
     if (r.head.size() < 12) return std::nullopt;
     r.status = std::atoi(r.head.c_str() + 9);
+    if (r.status >= 100 && r.status < 200) return r;  // interim: no body
     std::string lower = r.head;
     for (char& c : lower)
       c = char(std::tolower(static_cast<unsigned char>(c)));

@@ -333,4 +333,56 @@ TEST(StdioUpstream, UnknownSessionIs404AndDeleteEndsTheProcess) {
   EXPECT_EQ(g.sluice->terminate(kNodeTimeout), 0);
 }
 
+// ---------------------------------------------------------------------------------------------
+// A server built the way the SDK's own examples build one (fixtures/sdk_express_server.mjs:
+// createMcpExpressApp, whose express.json() decodes a body in whatever charset the request's
+// Content-Type names). In UTF-7 "+AC8-" is "/": without the charset check the server read
+// "/etc/passwd" from a call Sluice had allowed as "+AC8-etc/passwd".
+TEST(SdkExpressUpstream, NoCharsetMakesTheServerReadAnotherCall) {
+  if (!have_node_deps() || access((node_modules() + "/express/package.json").c_str(), R_OK) != 0)
+    GTEST_SKIP() << "node or node_modules missing: run tools/install-deps.sh";
+  auto upstream = process::spawn(
+      node(), {source_root() + "/tests/integration/fixtures/sdk_express_server.mjs"});
+  ASSERT_TRUE(upstream && upstream->wait_ready(kNodeTimeout));
+  auto sluice = process::spawn(binary_path("SLUICE_BIN"),
+                               {"serve", "--policy", binary_path("POLICY_DIR") + "/gateway.json",
+                                "--listen", "127.0.0.1:0", "--shards", "1", "--upstream",
+                                "http://127.0.0.1:" + std::to_string(upstream->port()) + "/mcp"});
+  ASSERT_TRUE(sluice && sluice->wait_ready());
+  http_client c(sluice->port(), kNodeTimeout);
+  const std::string call =
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file",)"
+      R"("arguments":{"path":"+AC8-etc/passwd"}}})";
+  auto post = [&](std::string_view target, const std::string& content_type) {
+    return c.request(
+        "POST", target, call,
+        {{"Content-Type", content_type}, {"Accept", "application/json, text/event-stream"}},
+        kNodeTimeout);
+  };
+  for (const char* ct :
+       {"application/json; charset=utf-7", "application/json;charset=\"UTF-7\"",
+        "application/json; charset=utf-8; charset=utf-7", "application/json; charset=utf-16le"}) {
+    auto r = post("/mcp", ct);
+    ASSERT_TRUE(r) << ct;
+    EXPECT_EQ(r->status, 415) << ct;
+    EXPECT_NE(r->body.find("UTF-8"), std::string::npos) << r->body;
+  }
+  // The decision service refuses to decide such a body for another proxy.
+  auto d = post("/v1/decide", "application/json; charset=utf-7");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->status, 400);
+  EXPECT_NE(d->body.find(R"("decision":"invalid")"), std::string::npos) << d->body;
+  // As UTF-8 the same bytes are a harmless path, allowed, and the server reads them as sent.
+  auto ok = post("/mcp", "application/json; charset=UTF-8");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_NE(ok->body.find("read +AC8-etc/passwd"), std::string::npos) << ok->body;
+  // What reached the server: that one call, with the Content-Type spelled as Sluice decided it.
+  http_client u(upstream->port(), kNodeTimeout);
+  auto calls = u.request("GET", "/calls");
+  ASSERT_TRUE(calls);
+  EXPECT_EQ(calls->body, R"([{"path":"+AC8-etc/passwd","contentType":"application/json"}])");
+  EXPECT_EQ(sluice->terminate(), 0);
+}
+
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sluice::net {
@@ -19,6 +20,8 @@ struct seen {
 struct collect : request_sink {
   std::vector<seen> reqs;
   bool stop_after_first = false;
+  std::vector<size_t> continues;  // requests parsed before each on_expect_continue
+  void on_expect_continue() override { continues.push_back(reqs.size()); }
   bool on_parsed(const http_request& r) override {
     reqs.push_back({std::string(r.method), std::string(r.target), std::string(r.host),
                     std::string(r.content_type), std::string(r.mcp_session_id), std::string(r.body),
@@ -189,6 +192,12 @@ const bad_case kBad[] = {
     {"two_hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
     {"bad_version", "GET / HTTP/2.0\r\n\r\n", 400},
     {"bad_method", "G(T / HTTP/1.1\r\n\r\n", 400},
+    // Not smuggling, but refused at the header in the same way.
+    {"content_encoding_gzip",
+     "POST / HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\nab", 415},
+    {"content_encoding_list",
+     "POST / HTTP/1.1\r\nContent-Encoding: identity, gzip\r\nContent-Length: 2\r\n\r\nab", 415},
+    {"expect_unknown", "GET / HTTP/1.1\r\nExpect: teapot\r\n\r\n", 417},
 };
 
 INSTANTIATE_TEST_SUITE_P(smuggling, http1_parser_bad, testing::ValuesIn(kBad),
@@ -242,6 +251,91 @@ TEST(http1_parser, body_across_feeds_is_contiguous_and_headers_survive) {
   EXPECT_EQ(c.reqs[0].content_type, "application/json");
   EXPECT_EQ(c.reqs[0].body, body);
   EXPECT_EQ(c.reqs[1].target, "/next");
+}
+
+TEST(http1_parser, content_encoding_identity_is_accepted) {
+  http1_parser p(kLimits);
+  collect c;
+  ASSERT_EQ(
+      feed(p, c, "POST / HTTP/1.1\r\nContent-Encoding: Identity\r\nContent-Length: 2\r\n\r\nab"),
+      0);
+  ASSERT_EQ(c.reqs.size(), 1u);
+  EXPECT_EQ(c.reqs[0].body, "ab");
+}
+
+// The client waits for "100 Continue" between the header and the body: the sink is told once,
+// when the header is complete and the body is not, however the bytes are split.
+TEST(http1_parser, expect_continue_is_reported_once_while_the_body_is_missing) {
+  const std::string head =
+      "GET /a HTTP/1.1\r\n\r\n"
+      "POST /b HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n";
+  for (size_t step : {size_t(1), size_t(7), ~size_t(0)}) {
+    http1_parser p(kLimits);
+    collect c;
+    ASSERT_EQ(feed(p, c, head, step), 0);
+    EXPECT_EQ(c.continues, std::vector<size_t>{1}) << step;  // after /a, before /b
+    ASSERT_EQ(feed(p, c, "hello", step), 0);
+    EXPECT_EQ(c.continues.size(), 1u) << step;
+    ASSERT_EQ(c.reqs.size(), 2u);
+    EXPECT_EQ(c.reqs[1].body, "hello");
+  }
+}
+
+TEST(http1_parser, expect_continue_is_not_reported_when_not_needed) {
+  for (const char* request : {
+           // the body came with the header: nobody is waiting
+           "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab",
+           // HTTP/1.0: the expectation is ignored (RFC 9110 10.1.1)
+           "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+           // no expectation
+           "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n",
+       }) {
+    http1_parser p(kLimits);
+    collect c;
+    ASSERT_EQ(feed(p, c, request), 0) << request;
+    EXPECT_TRUE(c.continues.empty()) << request;
+  }
+}
+
+TEST(JsonContentType, OnlyUtf8JsonIsJson) {
+  const std::pair<const char*, json_body_type> cases[] = {
+      {"application/json", json_body_type::json},
+      {"Application/JSON", json_body_type::json},
+      {"application/json ", json_body_type::json},
+      {"application/json;", json_body_type::json},
+      {"application/json; charset=utf-8", json_body_type::json},
+      {"application/json;charset=UTF-8", json_body_type::json},
+      {"application/json ; charset=\"utf-8\"", json_body_type::json},
+      {"application/json; charset=\"u\\tf-8\"", json_body_type::json},  // quoted-pair
+      {"application/json; profile=x; charset=utf-8;", json_body_type::json},
+      {"application/json;;charset=utf-8", json_body_type::json},
+      {"", json_body_type::not_json},
+      {"text/plain", json_body_type::not_json},
+      {"application/jsonx", json_body_type::not_json},
+      {"application/json-seq", json_body_type::not_json},
+      {"application/json x", json_body_type::not_json},
+      {"application/json; charset=utf-7", json_body_type::not_utf8},
+      {"application/json; charset=utf-16", json_body_type::not_utf8},
+      {"application/json; charset=utf8", json_body_type::not_utf8},
+      {"application/json; charset=\"utf-8 \"", json_body_type::not_utf8},
+      {"application/json; charset=utf-8-and-more", json_body_type::not_utf8},
+      {"application/json; charset=utf-8; charset=utf-7", json_body_type::not_utf8},
+      {"application/json; CHARSET=iso-8859-1", json_body_type::not_utf8},
+      {"application/json; charset=", json_body_type::not_utf8},
+      {"application/json; charset", json_body_type::not_utf8},
+      {"application/json; charset=\"utf-8", json_body_type::not_utf8},
+      {"application/json; charset=utf-8 x", json_body_type::not_utf8},
+      {"application/json; charset=utf-8, charset=utf-7", json_body_type::not_utf8},
+      {"application/json; =utf-8", json_body_type::not_utf8},
+      {"application/json; charset=\"\x01utf-8\"", json_body_type::not_utf8},
+  };
+  for (const auto& [ct, want] : cases)
+    EXPECT_EQ(classify_json_content_type(ct), want) << ct;
+  EXPECT_TRUE(charset_is_utf8(""));
+  EXPECT_TRUE(charset_is_utf8("application/x-www-form-urlencoded"));
+  EXPECT_TRUE(charset_is_utf8("text/plain; charset=utf-8"));
+  EXPECT_FALSE(charset_is_utf8("text/plain; charset=utf-7"));
+  EXPECT_FALSE(charset_is_utf8("application/json; charset=\"utf-7"));
 }
 
 TEST(HasCrOrLf, FindsEitherAtEveryPositionOfEveryLength) {

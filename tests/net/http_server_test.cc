@@ -34,7 +34,8 @@ class upstream_handler : public engine::connection_handler {
   response_slot slot_;
 };
 
-// /echo: body back; /defer: held until /release; /stream: chunked; /upstream?P: ask 127.0.0.1:P.
+// /echo: body back; /defer: held until /release (/deferred: how many are held); /stream: chunked;
+// /upstream?P: ask 127.0.0.1:P.
 class test_handler : public request_handler {
  public:
   explicit test_handler(engine::shard& s) : shard_(s) {}
@@ -42,6 +43,10 @@ class test_handler : public request_handler {
     std::string_view t = req.target;
     if (t == "/defer") {
       deferred_.push_back(slot);
+      return;
+    }
+    if (t == "/deferred") {  // how many wait for /release
+      slot.respond(200, "text/plain", std::to_string(deferred_.size()));
       return;
     }
     if (t == "/release") {
@@ -174,6 +179,52 @@ TEST_F(http_server_test, later_answer_waits_for_earlier_one) {
   EXPECT_EQ(a->body, "deferred");
   EXPECT_EQ(b->body, "fast");
   EXPECT_EQ(d->body, "release");
+}
+
+// Expect: 100-continue (curl and other clients send it for larger bodies and wait up to a
+// second for the interim answer before sending the body anyway).
+TEST_F(http_server_test, expect_continue_gets_100_before_the_body_is_sent) {
+  start();
+  test::client c(port());
+  ASSERT_TRUE(c.write(
+      "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+  auto interim = c.read_response();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->head, "HTTP/1.1 100 Continue\r\n");
+  ASSERT_TRUE(c.write("hello"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hello");
+}
+
+// The interim answer takes its request's place in the order of answers: after the answer to
+// an earlier pipelined request that is still owed.
+TEST_F(http_server_test, expect_continue_waits_behind_an_earlier_answer) {
+  start(1);
+  test::client c(port());
+  ASSERT_TRUE(c.write(
+      "GET /defer HTTP/1.1\r\n\r\n"
+      "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+  test::client other(port());
+  for (;;) {  // until the server holds /defer (and has read the request behind it)
+    ASSERT_TRUE(other.write("GET /deferred HTTP/1.1\r\n\r\n"));
+    auto n = other.read_response();
+    ASSERT_TRUE(n);
+    if (n->body == "1") break;
+  }
+  ASSERT_TRUE(other.write("GET /release HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(other.read_response());
+  auto first = c.read_response();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->body, "deferred");
+  auto interim = c.read_response();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+  ASSERT_TRUE(c.write("hello"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "hello");
 }
 
 TEST_F(http_server_test, streaming_response_is_chunked) {
