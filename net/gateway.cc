@@ -305,16 +305,23 @@ class gateway_shard final : public request_handler, public control::shard_contro
     slot.respond(status, kJson, out_);
   }
 
-  // Origin and bearer token. Answers and returns false when the request may not go on.
+  // A localhost origin, or one given with --allow-origin.
+  bool origin_allowed(std::string_view origin) const {
+    if (is_local_origin(origin)) return true;
+    for (const std::string& o : settings_.allowed_origins)
+      if (origin == o) return true;
+    return false;
+  }
+
+  // Origin and bearer token. Answers and returns false when the request may not go on. A
+  // browser page of an allowed origin may read the answer (CORS).
   bool admit(const http_request& req, response_slot& slot, policy::identity& who) {
-    if (!req.origin.empty() && !is_local_origin(req.origin)) {
-      bool allowed = false;
-      for (const std::string& o : settings_.allowed_origins)
-        allowed |= req.origin == o;
-      if (!allowed) {
+    if (!req.origin.empty()) {
+      if (!origin_allowed(req.origin)) {
         respond_text(slot, 403, "origin not allowed\n");
         return false;
       }
+      slot.allow_origin(req.origin);
     }
     who.session = req.mcp_session_id;
     if (!settings_.grants) {
@@ -333,10 +340,29 @@ class gateway_shard final : public request_handler, public control::shard_contro
     return true;
   }
 
+  // OPTIONS: a browser's CORS preflight, answered for an allowed Origin without a token (the
+  // browser sends none with it); without an Origin, the methods this endpoint takes.
+  void options(const http_request& req, response_slot& slot, std::string_view methods) {
+    if (req.origin.empty()) {
+      const http_header allow[] = {{"Allow", methods}};
+      return slot.respond(200, {}, {}, allow);
+    }
+    if (!origin_allowed(req.origin)) return respond_text(slot, 403, "origin not allowed\n");
+    slot.allow_origin(req.origin);
+    const http_header cors[] = {
+        {"Access-Control-Allow-Methods", methods},
+        {"Access-Control-Allow-Headers",
+         "Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, "
+         "Last-Event-ID, Mcp-Method, Mcp-Name"},
+        {"Access-Control-Max-Age", "7200"}};
+    slot.respond(200, {}, {}, cors);
+  }
+
   // POST /v1/decide: the status is the decision. Answers inline; does not allocate once warm.
   void decide_service(const http_request& req, response_slot& slot) {
     if (req.method != "POST") {
-      static constexpr http_header kAllow[] = {{"Allow", "POST"}};
+      if (req.method == "OPTIONS") return options(req, slot, "POST, OPTIONS");
+      static constexpr http_header kAllow[] = {{"Allow", "POST, OPTIONS"}};
       return respond_text(slot, 405, "POST an MCP message\n", kAllow);
     }
     policy::identity who;
@@ -384,7 +410,8 @@ class gateway_shard final : public request_handler, public control::shard_contro
       }
       return pass_through(r, req, slot);
     }
-    static constexpr http_header kAllow[] = {{"Allow", "GET, POST, DELETE"}};
+    if (req.method == "OPTIONS") return options(req, slot, "GET, POST, DELETE, OPTIONS");
+    static constexpr http_header kAllow[] = {{"Allow", "GET, POST, DELETE, OPTIONS"}};
     respond_text(slot, 405, "method not allowed\n", kAllow);
   }
 

@@ -187,6 +187,10 @@ constexpr std::string_view kContentLength = "Content-Length: ";
 constexpr std::string_view kClose = "Connection: close\r\n";
 constexpr std::string_view kKeepAlive = "Connection: keep-alive\r\n";
 constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
+constexpr std::string_view kAllowOrigin = "Access-Control-Allow-Origin: ";
+constexpr std::string_view kCorsRest =
+    "\r\nAccess-Control-Expose-Headers: Mcp-Session-Id, MCP-Protocol-Version\r\n"
+    "Vary: Origin\r\n";
 
 char* put(char* p, std::string_view s) {
   if (!s.empty()) std::memcpy(p, s.data(), s.size());  // an empty view may have no data
@@ -200,6 +204,7 @@ size_t head_common_size(const response_head& h) {
     n += x.name.size() + 2 + x.value.size() + 2;
   if (h.close) n += kClose.size();
   if (h.keep_alive_header) n += kKeepAlive.size();
+  if (!h.cors_origin.empty()) n += kAllowOrigin.size() + h.cors_origin.size() + kCorsRest.size();
   return n;
 }
 
@@ -226,6 +231,11 @@ char* put_head_common(char* p, const response_head& h) {
   }
   if (h.close) p = put(p, kClose);
   if (h.keep_alive_header) p = put(p, kKeepAlive);
+  if (!h.cors_origin.empty()) {
+    p = put(p, kAllowOrigin);
+    p = put(p, h.cors_origin);
+    p = put(p, kCorsRest);
+  }
   return p;
 }
 

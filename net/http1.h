@@ -99,6 +99,9 @@ struct response_head {
   std::span<const http_header> extra;
   bool close = false;              // "Connection: close"
   bool keep_alive_header = false;  // "Connection: keep-alive" (HTTP/1.0 clients)
+  // CORS for a browser page of this origin (omitted when empty): Access-Control-Allow-Origin,
+  // Access-Control-Expose-Headers (the MCP session headers) and Vary: Origin.
+  std::string_view cors_origin;
 };
 // Bytes needed by format_response for this head and a body of body_size bytes.
 [[nodiscard]] size_t response_size(const response_head& head, size_t body_size);

@@ -1,6 +1,7 @@
 #include "net/http_server.h"
 
 #include <charconv>
+#include <string>
 #include <vector>
 
 #include "engine/byte_buffer.h"
@@ -12,7 +13,7 @@ namespace {
 
 void put_error(engine::connection& conn, int status, bool close) {
   std::string_view reason = reason_phrase(status);
-  response_head head{status, "text/plain", {}, close, false};
+  response_head head{status, "text/plain", {}, close, false, {}};
   char body[64];
   size_t bn = reason.size() < sizeof body - 1 ? reason.size() : sizeof body - 1;
   std::memcpy(body, reason.data(), bn);
@@ -180,6 +181,12 @@ class http_conn final : public request_sink {
     bool http10 = false;
     bool chunked = false;
     bool started = false;
+    std::string cors_origin;  // response_slot::allow_origin (browser clients only)
+    // Ready for the answer of a later request.
+    void recycle() {
+      done = close = chunked = started = false;
+      if (!cors_origin.empty()) cors_origin.clear();
+    }
   };
   static holder holder_reset() { return holder{}; }
 
@@ -220,7 +227,7 @@ class http_conn final : public request_sink {
       return;
     }
     bool close = h.close;
-    h.done = h.close = h.chunked = h.started = false;
+    h.recycle();
     ++write_seq_;
     if (close) {
       finish_close();
@@ -242,7 +249,7 @@ class http_conn final : public request_sink {
       }
       if (!h.done) return;  // now the head: its further writes go straight out
       bool close = h.close;
-      h.done = h.close = h.chunked = h.started = false;
+      h.recycle();
       ++write_seq_;
       if (close) {
         finish_close();
@@ -326,13 +333,17 @@ bool response_slot::valid() const {
   return conn_ != nullptr && conn_->valid(gen_, seq_);
 }
 
+void response_slot::allow_origin(std::string_view origin) {
+  if (valid()) conn_->at(seq_).cors_origin.assign(origin);
+}
+
 void response_slot::respond(int status, std::string_view content_type, std::string_view body,
                             std::span<const http_header> extra) {
   if (!valid()) return;
   http_conn::holder& h = conn_->at(seq_);
   if (h.started) return;
   bool close = conn_->ends_connection(seq_);
-  response_head head{status, content_type, extra, close, h.http10 && !close};
+  response_head head{status, content_type, extra, close, h.http10 && !close, h.cors_origin};
   char* p = conn_->prepare(seq_, response_size(head, body.size()));
   conn_->commit(seq_, format_response(p, head, body));
   conn_->complete(seq_);
@@ -346,7 +357,8 @@ void response_slot::begin(int status, std::string_view content_type,
   h.started = true;
   h.chunked = !h.http10;
   if (h.http10) h.close = true;  // HTTP/1.0: the end of the body is the end of the connection
-  response_head head{status, content_type, extra, conn_->ends_connection(seq_), false};
+  response_head head{status, content_type, extra, conn_->ends_connection(seq_),
+                     false,  h.cors_origin};
   char* p = conn_->prepare(seq_, stream_head_size(head));
   conn_->commit(seq_, format_stream_head(p, head, h.chunked));
 }
@@ -359,7 +371,7 @@ void response_slot::begin_sized(int status, std::string_view content_type, uint6
   h.started = true;
   h.chunked = false;
   const bool close = conn_->ends_connection(seq_);
-  response_head head{status, content_type, extra, close, h.http10 && !close};
+  response_head head{status, content_type, extra, close, h.http10 && !close, h.cors_origin};
   char* p = conn_->prepare(seq_, response_size(head, 0));
   conn_->commit(seq_, format_sized_head(p, head, length));
 }

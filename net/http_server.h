@@ -37,6 +37,11 @@ class response_slot {
   // The connection is still there and waiting for this answer.
   [[nodiscard]] bool valid() const;
 
+  // Every response on this slot (its own and an error in its place) carries CORS headers for
+  // a browser page of `origin` (response_head::cors_origin). Call before answering; the
+  // origin is copied. The handler decides which origins may read answers.
+  void allow_origin(std::string_view origin);
+
   // A complete response with Content-Length. Common case (answer inline, nothing pending
   // before it): formatted straight into the connection's output buffer. Does not allocate
   // after warm-up.

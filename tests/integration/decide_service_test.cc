@@ -137,7 +137,7 @@ TEST_F(decide_service, StatusIsTheDecision) {
   auto get = c.request("GET", "/v1/decide", {}, {}, kLong);
   ASSERT_TRUE(get);
   EXPECT_EQ(get->status, 405);
-  EXPECT_EQ(get->header_or_empty("Allow"), "POST");
+  EXPECT_EQ(get->header_or_empty("Allow"), "POST, OPTIONS");
 }
 
 TEST_F(decide_service, PipelinedRequestsAreAnsweredInOrder) {

@@ -679,13 +679,53 @@ TEST_F(gateway, DownstreamRequestRules) {
     auto ok = mcp_post(c, echo, {{"Origin", std::string(origin)}}, kLong);
     ASSERT_TRUE(ok) << origin;
     EXPECT_EQ(ok->status, 200) << origin;
+    // CORS: the page of that origin may read the answer and the session headers.
+    EXPECT_EQ(ok->header_or_empty("Access-Control-Allow-Origin"), origin);
+    EXPECT_EQ(ok->header_or_empty("Access-Control-Expose-Headers"),
+              "Mcp-Session-Id, MCP-Protocol-Version");
+    EXPECT_EQ(ok->header_or_empty("Vary"), "Origin");
   }
   EXPECT_EQ(call_count(), 4u);
+  // The next request on the same connection has no Origin: no CORS headers stay behind.
+  auto plain = mcp_post(c, echo, {}, kLong);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->header_or_empty("Access-Control-Allow-Origin"), "");
+  // A denial is Sluice's own answer: the page may read it too.
+  auto denied = mcp_post(c, call("2", "delete_bucket", R"({"bucket":"b"})"),
+                         {{"Origin", "https://app.example.com"}}, kLong);
+  ASSERT_TRUE(denied);
+  EXPECT_NE(denied->body.find("[POLICY DENIED]"), std::string::npos);
+  EXPECT_EQ(denied->header_or_empty("Access-Control-Allow-Origin"), "https://app.example.com");
+
+  // Preflight (no token, no body): allowed origins are told what they may send.
+  auto preflight = c.request("OPTIONS", "/mcp", {},
+                             {{"Origin", "https://app.example.com"},
+                              {"Access-Control-Request-Method", "POST"},
+                              {"Access-Control-Request-Headers", "content-type,mcp-session-id"}},
+                             kLong);
+  ASSERT_TRUE(preflight);
+  EXPECT_EQ(preflight->status, 200);
+  EXPECT_EQ(preflight->header_or_empty("Access-Control-Allow-Origin"), "https://app.example.com");
+  EXPECT_EQ(preflight->header_or_empty("Access-Control-Allow-Methods"),
+            "GET, POST, DELETE, OPTIONS");
+  EXPECT_NE(preflight->header_or_empty("Access-Control-Allow-Headers").find("Mcp-Session-Id"),
+            std::string_view::npos);
+  auto foreign_preflight = c.request(
+      "OPTIONS", "/mcp", {},
+      {{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "POST"}}, kLong);
+  ASSERT_TRUE(foreign_preflight);
+  EXPECT_EQ(foreign_preflight->status, 403);
+  EXPECT_EQ(foreign_preflight->header_or_empty("Access-Control-Allow-Origin"), "");
+  auto options = c.request("OPTIONS", "/mcp", {}, {}, kLong);
+  ASSERT_TRUE(options);
+  EXPECT_EQ(options->status, 200);
+  EXPECT_EQ(options->header_or_empty("Allow"), "GET, POST, DELETE, OPTIONS");
+  EXPECT_EQ(call_count(), 5u);
 
   auto put = c.request("PUT", "/mcp", echo, mcp_headers(), kLong);
   ASSERT_TRUE(put);
   EXPECT_EQ(put->status, 405);
-  EXPECT_EQ(put->header_or_empty("Allow"), "GET, POST, DELETE");
+  EXPECT_EQ(put->header_or_empty("Allow"), "GET, POST, DELETE, OPTIONS");
   auto get = c.request("GET", "/mcp", {}, {{"Accept", "application/json"}}, kLong);
   ASSERT_TRUE(get);
   EXPECT_EQ(get->status, 406);

@@ -126,8 +126,8 @@ const std::vector<option_spec>& specs() {
        INT(shards, 1, 1024)},
       {"mcp-path", "PATH", "path of the MCP endpoint [/mcp]", STR(mcp_path)},
       {"decide-path", "PATH", "path of the decision service [/v1/decide]", STR(decide_path)},
-      {"allow-origin", "ORIGIN", "an Origin allowed besides localhost ones (repeatable)",
-       LIST(allow_origin)},
+      {"allow-origin", "ORIGIN",
+       "an Origin allowed besides localhost ones, CORS included (repeatable)", LIST(allow_origin)},
       {"upstream-header", "'NAME: VALUE'", "header added to every upstream request (repeatable)",
        [](serve_options& o, std::string_view v) {
          const size_t colon = v.find(':');
