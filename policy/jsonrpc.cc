@@ -174,6 +174,18 @@ struct message_reader::impl {
     }
   }
 
+  // A key, as read_key reads it. "__proto__" marks the message invalid: JSON.parse keeps it
+  // as a plain key, but a JavaScript server that copies the object with Object.assign (or
+  // a merge) takes its value for the copy's prototype, and then reads fields the policy
+  // never saw: {"__proto__":{"path":"/etc/passwd"}} has no "path" for a rule on args.path,
+  // and Object.assign({}, it).path is "/etc/passwd". No MCP message needs the key.
+  simdjson::error_code key_of(od::field& f, std::string_view& key) {
+    if (auto e = read_key(f, end, key)) return e;
+    if (key.size() == 9 && key == "__proto__")
+      invalid(rpc_error::invalid_request, "key \"__proto__\" is refused");
+    return simdjson::SUCCESS;
+  }
+
   // Walks and validates any value, reading nothing. Returns false on a fatal error.
   bool skip(od::value v, uint32_t depth) {
     if (depth > limits.max_depth) return fatal(rpc_error::invalid_request, "nesting too deep");
@@ -187,7 +199,7 @@ struct message_reader::impl {
           od::field f;
           if (auto e = std::move(fr).get(f)) return json_error(e);
           std::string_view key;
-          if (auto e = read_key(f, end, key)) return json_error(e);
+          if (auto e = key_of(f, key)) return json_error(e);
           if (!skip(f.value(), depth + 1)) return false;
         }
         return true;
@@ -255,7 +267,7 @@ struct message_reader::impl {
           od::field f;
           if (auto e = std::move(fr).get(f)) return json_error(e);
           std::string_view key;
-          if (auto e = read_key(f, end, key)) return json_error(e);
+          if (auto e = key_of(f, key)) return json_error(e);
           const uint32_t child = kids ? trie->child(node, key) : arg_trie::kNoSlot;
           if (child == arg_trie::kNoSlot) {
             if (!skip(f.value(), depth + 1)) return false;
@@ -332,7 +344,7 @@ struct message_reader::impl {
       od::field f;
       if (auto e = std::move(fr).get(f)) return json_error(e);
       std::string_view key;
-      if (auto e = read_key(f, end, key)) return json_error(e);
+      if (auto e = key_of(f, key)) return json_error(e);
       od::value fv = f.value();
       if (key == "name") {
         if (env.seen_name) invalid(rpc_error::invalid_request, "duplicate key \"name\" in params");
@@ -369,7 +381,7 @@ struct message_reader::impl {
       od::field f;
       if (auto e = std::move(fr).get(f)) return json_error(e);
       std::string_view key;
-      if (auto e = read_key(f, end, key)) return json_error(e);
+      if (auto e = key_of(f, key)) return json_error(e);
       od::value v = f.value();
       if (key == "jsonrpc") {
         if (env.seen_jsonrpc) invalid(rpc_error::invalid_request, "duplicate key \"jsonrpc\"");

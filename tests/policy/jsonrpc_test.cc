@@ -222,6 +222,26 @@ TEST_F(JsonRpcTest, DuplicateEnvelopeKeysAreInvalidRequest) {
             rpc_error::invalid_request);
 }
 
+// JavaScript servers that copy an object with Object.assign take a "__proto__" key's value for
+// the copy's prototype, so they would read fields the policy never saw.
+TEST_F(JsonRpcTest, ProtoKeyAnywhereIsInvalidRequest) {
+  for (const char* body : {
+           R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file",)"
+           R"("arguments":{"__proto__":{"path":"/etc/passwd"}}}})",
+           R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t",)"
+           R"("arguments":{"a":[{"b":{"__proto__":1}}]}}})",
+           R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","__proto__":{}}})",
+           R"({"jsonrpc":"2.0","id":1,"method":"tools/list","__proto__":null})",
+       }) {
+    EXPECT_EQ(fails(body), rpc_error::invalid_request) << body;
+  }
+  // Only that exact key.
+  EXPECT_EQ(one(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t",)"
+                R"("arguments":{"__proto":1,"proto__":2,"__PROTO__":3,"constructor":4}}})")
+                .error,
+            rpc_error::none);
+}
+
 TEST_F(JsonRpcTest, DuplicateNameOrArgumentsInParamsIsInvalidRequest) {
   EXPECT_EQ(
       fails(
