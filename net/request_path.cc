@@ -16,6 +16,23 @@ bool unreserved(char c) {
          c == '.' || c == '_' || c == '~';
 }
 
+// In an absolute-form target ("http://host:port/path?query", scheme in any case), where its
+// path starts (the end, or a '?', when it has none); 0 for any other target.
+size_t absolute_form_path(std::string_view target) {
+  size_t at = 0;
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() < scheme.size()) continue;
+    bool match = true;
+    for (size_t i = 0; i < scheme.size() && match; ++i)
+      match = (target[i] | 0x20) == scheme[i];
+    if (match) at = scheme.size();
+  }
+  if (at == 0) return 0;
+  const size_t end = target.find_first_of("/?", at);
+  const size_t path_at = end == std::string_view::npos ? target.size() : end;
+  return path_at > at ? path_at : 0;  // an empty authority is no absolute-form
+}
+
 }  // namespace
 
 bool normalize_request_path(std::string_view target, std::string& out, std::string_view& error) {
@@ -31,6 +48,15 @@ bool normalize_request_path(std::string_view target, std::string& out, std::stri
     return true;
   }
   out.clear();
+  if (const size_t path_at = absolute_form_path(target); path_at != 0) {
+    // RFC 9112 3.2.2: a server must accept the absolute-form (what a client sends to a
+    // forward proxy). Routing is by path alone: the authority, like Host, names nothing here.
+    if (path_at == target.size() || target[path_at] == '?') {
+      out.assign("/");
+      return true;
+    }
+    return normalize_request_path(target.substr(path_at), out, error);
+  }
   const size_t q = target.find('?');
   if (q != std::string_view::npos) target = target.substr(0, q);
   if (target.empty() || target.front() != '/') {

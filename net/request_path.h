@@ -6,6 +6,7 @@
 // into another's.
 //
 // Rules (docs/gateway.md, "Path normalisation"):
+//  - the absolute-form ("http://host/path", RFC 9112 3.2.2) is routed by its path (none: "/");
 //  - the query (from the first '?') is ignored;
 //  - %XX naming an unreserved character (A-Z a-z 0-9 - . _ ~) is decoded; hex digits may be
 //    either case; any other %XX is kept as written (it then matches no route);

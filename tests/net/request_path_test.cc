@@ -33,6 +33,17 @@ TEST(request_path, QueryIsIgnoredAndUnreservedEscapesAreDecoded) {
   EXPECT_EQ(ok("/mcp?"), "/mcp");
 }
 
+// What a client sends to a forward proxy (RFC 9112 3.2.2: a server must accept it): routed
+// by its path, normalised like any other; the authority names nothing.
+TEST(request_path, AbsoluteFormIsRoutedByItsPath) {
+  EXPECT_EQ(ok("http://h/servers/a/mcp"), "/servers/a/mcp");
+  EXPECT_EQ(ok("HTTPS://mcp.example:8443/servers/%61/mcp?x=1"), "/servers/a/mcp");
+  EXPECT_EQ(ok("http://h"), "/");
+  EXPECT_EQ(ok("http://h?x=/mcp"), "/");
+  EXPECT_EQ(ok("http://user@h/mcp"), "/mcp");
+  EXPECT_EQ(ok("http://h//mcp"), "//mcp");
+}
+
 TEST(request_path, OtherEscapesAreKeptAsWritten) {
   EXPECT_EQ(ok("/servers/a%20/mcp"), "/servers/a%20/mcp");
   EXPECT_EQ(ok("/servers/a%3a/mcp"), "/servers/a%3a/mcp");
@@ -58,7 +69,8 @@ TEST(request_path, EncodedSlashesBackslashesAndBadEscapesAreRefused) {
   for (std::string_view t :
        {"/servers/a%2F..%2Fb/mcp", "/servers/a%2f..%2fb/mcp", "/servers/a%5C..%5Cb/mcp",
         "/servers/a%5c/mcp", "/servers/a\\..\\b/mcp", "/x%", "/x%2", "/x%zz", "/x%g0", "", "*",
-        "servers/a/mcp", "http://h/servers/a/mcp", "?/servers/a/mcp"})
+        "servers/a/mcp", "?/servers/a/mcp", "http:///servers/a/mcp", "http:/servers/a/mcp",
+        "ftp://h/servers/a/mcp", "http://h/servers/a/../b/mcp", "http://h/servers/a%2Fb/mcp"})
     EXPECT_TRUE(refused(t)) << t;
 }
 
