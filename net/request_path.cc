@@ -51,11 +51,8 @@ bool normalize_request_path(std::string_view target, std::string& out, std::stri
   if (const size_t path_at = absolute_form_path(target); path_at != 0) {
     // RFC 9112 3.2.2: a server must accept the absolute-form (what a client sends to a
     // forward proxy). Routing is by path alone: the authority, like Host, names nothing here.
-    if (path_at == target.size() || target[path_at] == '?') {
-      out.assign("/");
-      return true;
-    }
-    return normalize_request_path(target.substr(path_at), out, error);
+    target.remove_prefix(path_at);
+    if (target.empty() || target.front() == '?') target = "/";
   }
   const size_t q = target.find('?');
   if (q != std::string_view::npos) target = target.substr(0, q);
