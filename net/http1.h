@@ -52,7 +52,6 @@ struct http_request {
   std::string_view mcp_name;
   std::string_view connection;
   std::string_view host;
-  std::string_view content_encoding;
   bool expect_continue = false;          // HTTP/1.1 with "Expect: 100-continue"
   std::span<const http_header> headers;  // all header lines, in order (for forwarding)
   // Contiguous body. At least 64 readable bytes (SIMDJSON_PADDING) follow body.end(): in place

@@ -23,8 +23,11 @@ size_t absolute_form_path(std::string_view target) {
   for (std::string_view scheme : {"http://", "https://"}) {
     if (target.size() < scheme.size()) continue;
     bool match = true;
-    for (size_t i = 0; i < scheme.size() && match; ++i)
-      match = (target[i] | 0x20) == scheme[i];
+    for (size_t i = 0; i < scheme.size() && match; ++i) {
+      char c = target[i];
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      match = c == scheme[i];
+    }
     if (match) at = scheme.size();
   }
   if (at == 0) return 0;

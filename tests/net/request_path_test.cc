@@ -70,7 +70,8 @@ TEST(request_path, EncodedSlashesBackslashesAndBadEscapesAreRefused) {
        {"/servers/a%2F..%2Fb/mcp", "/servers/a%2f..%2fb/mcp", "/servers/a%5C..%5Cb/mcp",
         "/servers/a%5c/mcp", "/servers/a\\..\\b/mcp", "/x%", "/x%2", "/x%zz", "/x%g0", "", "*",
         "servers/a/mcp", "?/servers/a/mcp", "http:///servers/a/mcp", "http:/servers/a/mcp",
-        "ftp://h/servers/a/mcp", "http://h/servers/a/../b/mcp", "http://h/servers/a%2Fb/mcp"})
+        "ftp://h/servers/a/mcp", "http\x1a//h/mcp", "http://h/servers/a/../b/mcp",
+        "http://h/servers/a%2Fb/mcp"})
     EXPECT_TRUE(refused(t)) << t;
 }
 
