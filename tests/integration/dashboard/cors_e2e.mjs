@@ -4,11 +4,8 @@
 // Mcp-Session-Id Sluice exposes, and makes an allowed and a denied call with it; a page on
 // http://127.0.0.2 (not allowed) cannot. Run by tests/integration/dashboard_test.cc:
 //   node cors_e2e.mjs MCP_PORT
-import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [mcpPort] = process.argv.slice(2);
 const deadline = setTimeout(() => {
@@ -54,23 +51,14 @@ async function session(url) {
   }
 }
 
-const userDataDir = mkdtempSync(join(tmpdir(), "sluice-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 let failed = false;
 const check = (ok, what) => {
   if (!ok) failed = true;
   console.log(`${ok ? "ok" : "FAILED"}: ${what}`);
 };
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15_000);
+  const page = browser.page;
   const mcp = `http://127.0.0.1:${mcpPort}/mcp`;
 
   await page.goto(`http://localhost:${allowedSite.address().port}/`);
@@ -87,10 +75,9 @@ try {
   failed = true;
   console.error(`cors e2e: ${e.stack ?? e}`);
 } finally {
-  await context.close();
+  await browser.close();
   allowedSite.close();
   otherSite.close();
-  rmSync(userDataDir, { recursive: true, force: true });
   clearTimeout(deadline);
 }
 if (!failed) console.log("cors e2e: ok");

@@ -2,10 +2,7 @@
 // the page loads, a call that needs approval shows up, a click on Approve releases it and the
 // agent receives the tool's result. Run by tests/integration/dashboard_test.cc against a live
 // `sluice serve --admin`:  node dashboard_e2e.mjs ADMIN_PORT MCP_PORT TOKEN
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [adminPort, mcpPort, token] = process.argv.slice(2);
 const deadline = setTimeout(() => {
@@ -13,19 +10,10 @@ const deadline = setTimeout(() => {
   process.exit(1);
 }, 50_000);
 
-const userDataDir = mkdtempSync(join(tmpdir(), "sluice-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 let failed = false;
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15_000);
+  const page = browser.page;
   await page.goto(`http://127.0.0.1:${adminPort}/dashboard#token=${encodeURIComponent(token)}`);
   // Loaded and authorized: the status line names the policy version.
   await page.locator("#status", { hasText: "policy v1" }).waitFor();
@@ -59,8 +47,7 @@ try {
   failed = true;
   console.error(`dashboard e2e: ${e.stack ?? e}`);
 } finally {
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
+  await browser.close();
   clearTimeout(deadline);
 }
 process.exit(failed ? 1 : 0);
