@@ -349,13 +349,18 @@ class gateway_shard final : public request_handler, public control::shard_contro
     }
     if (!origin_allowed(req.origin)) return respond_text(slot, 403, "origin not allowed\n");
     slot.allow_origin(req.origin);
+    // Chromium's Private Network Access: a public page asking for a local address says so,
+    // and must be told yes.
+    const bool private_network =
+        ascii_iequals(header_value(req.headers, "Access-Control-Request-Private-Network"), "true");
     const http_header cors[] = {
         {"Access-Control-Allow-Methods", methods},
         {"Access-Control-Allow-Headers",
          "Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, "
          "Last-Event-ID, Mcp-Method, Mcp-Name"},
-        {"Access-Control-Max-Age", "7200"}};
-    slot.respond(200, {}, {}, cors);
+        {"Access-Control-Max-Age", "7200"},
+        {"Access-Control-Allow-Private-Network", "true"}};
+    slot.respond(200, {}, {}, std::span<const http_header>(cors, private_network ? 4 : 3));
   }
 
   // POST /v1/decide: the status is the decision. Answers inline; does not allocate once warm.

@@ -710,6 +710,16 @@ TEST_F(gateway, DownstreamRequestRules) {
             "GET, POST, DELETE, OPTIONS");
   EXPECT_NE(preflight->header_or_empty("Access-Control-Allow-Headers").find("Mcp-Session-Id"),
             std::string_view::npos);
+  EXPECT_EQ(preflight->header_or_empty("Access-Control-Allow-Private-Network"), "");
+  // Chromium's Private Network Access preflight (a public page asking a local address).
+  auto pna = c.request("OPTIONS", "/mcp", {},
+                       {{"Origin", "https://app.example.com"},
+                        {"Access-Control-Request-Method", "POST"},
+                        {"Access-Control-Request-Private-Network", "true"}},
+                       kLong);
+  ASSERT_TRUE(pna);
+  EXPECT_EQ(pna->status, 200);
+  EXPECT_EQ(pna->header_or_empty("Access-Control-Allow-Private-Network"), "true");
   auto foreign_preflight = c.request(
       "OPTIONS", "/mcp", {},
       {{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "POST"}}, kLong);
