@@ -410,6 +410,13 @@ class gateway_shard final : public request_handler, public control::shard_contro
     }
     if (req.method == "GET" || req.method == "DELETE") {
       if (!admit(req, slot, who)) return;
+      // These pass through undecided, so they may carry nothing to decide: a server that read
+      // a message from their body would run a call no policy saw.
+      if (!req.body.empty()) {
+        return respond_rpc_error(slot, 400, {},
+                                 static_cast<int>(policy::rpc_error::invalid_request),
+                                 "GET and DELETE carry no body: messages go in a POST");
+      }
       if (req.method == "GET" && !accepts(req.accept, kEventStream)) {
         return respond_text(slot, 406, "GET needs Accept: text/event-stream\n");
       }

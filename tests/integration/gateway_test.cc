@@ -739,6 +739,16 @@ TEST_F(gateway, DownstreamRequestRules) {
   auto get = c.request("GET", "/mcp", {}, {{"Accept", "application/json"}}, kLong);
   ASSERT_TRUE(get);
   EXPECT_EQ(get->status, 406);
+  // GET and DELETE pass through undecided: a message in their body never reaches the server.
+  const std::string denied_call = call("3", "delete_bucket", R"({"bucket":"b"})");
+  for (std::string_view method : {"GET", "DELETE"}) {
+    auto with_body =
+        c.request(method, "/mcp", denied_call,
+                  {{"Accept", "text/event-stream"}, {"Content-Type", "application/json"}}, kLong);
+    ASSERT_TRUE(with_body) << method;
+    EXPECT_EQ(with_body->status, 400) << method;
+    EXPECT_NE(with_body->body.find("messages go in a POST"), std::string::npos) << with_body->body;
+  }
   auto note = mcp_post(c, R"({"jsonrpc":"2.0","method":"notifications/initialized"})", {}, kLong);
   ASSERT_TRUE(note);
   EXPECT_EQ(note->status, 202);
