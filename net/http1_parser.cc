@@ -44,6 +44,10 @@ struct http1_parser::impl {
     }
     void on_response_impl(int, bsv, int, error_code& ec) override { ec = http::error::bad_version; }
     void on_field_impl(http::field f, bsv name, bsv value, error_code& ec) override {
+      // Beast reports a chunked body's trailer fields here too. They are never merged into
+      // the header (RFC 9110 6.5.1): a trailer could otherwise replace the Content-Type,
+      // Mcp-Session-Id or Authorization the request was checked with.
+      if (is_header_done()) return;
       owner_.on_field(f, std::string_view(name), std::string_view(value), ec);
     }
     void on_header_impl(error_code& ec) override { owner_.on_header(*this, ec); }

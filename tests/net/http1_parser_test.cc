@@ -253,6 +253,29 @@ TEST(http1_parser, body_across_feeds_is_contiguous_and_headers_survive) {
   EXPECT_EQ(c.reqs[1].target, "/next");
 }
 
+// A chunked body's trailer fields are not header fields: they change nothing of the request.
+TEST(http1_parser, trailer_fields_are_not_merged_into_the_header) {
+  for (size_t step : {size_t(1), ~size_t(0)}) {
+    http1_parser p(kLimits);
+    collect c;
+    ASSERT_EQ(feed(p, c,
+                   "POST /mcp HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+                   "Mcp-Session-Id: s1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "2\r\n{}\r\n0\r\nContent-Type: text/plain\r\nMcp-Session-Id: evil\r\n"
+                   "Host: other\r\nX-Extra: 1\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+                   step),
+              0)
+        << step;
+    ASSERT_EQ(c.reqs.size(), 2u) << step;
+    EXPECT_EQ(c.reqs[0].content_type, "application/json");
+    EXPECT_EQ(c.reqs[0].mcp_session_id, "s1");
+    EXPECT_EQ(c.reqs[0].host, "h");
+    EXPECT_EQ(c.reqs[0].nheaders, 4u);
+    EXPECT_EQ(c.reqs[0].body, "{}");
+    EXPECT_EQ(c.reqs[1].target, "/next");
+  }
+}
+
 TEST(http1_parser, content_encoding_identity_is_accepted) {
   http1_parser p(kLimits);
   collect c;
