@@ -11,14 +11,28 @@ namespace sluice::net {
 
 namespace {
 
+// The plain-text body of an error answered before any handler sees the request: what to do
+// about it where the status alone does not say, else the reason phrase.
+std::string_view error_body(int status, char (&buf)[64]) {
+  switch (status) {
+    case 415:
+      return "Content-Encoding is not supported: send the body as it is\n";
+    case 417:
+      return "the only expectation supported is 100-continue\n";
+    default:
+      break;
+  }
+  const std::string_view reason = reason_phrase(status);
+  size_t n = reason.size() < sizeof buf - 1 ? reason.size() : sizeof buf - 1;
+  std::memcpy(buf, reason.data(), n);
+  buf[n++] = '\n';
+  return {buf, n};
+}
+
 void put_error(engine::connection& conn, int status, bool close) {
-  std::string_view reason = reason_phrase(status);
   response_head head{status, "text/plain", {}, close, false, {}};
-  char body[64];
-  size_t bn = reason.size() < sizeof body - 1 ? reason.size() : sizeof body - 1;
-  std::memcpy(body, reason.data(), bn);
-  body[bn++] = '\n';
-  std::string_view b(body, bn);
+  char buf[64];
+  const std::string_view b = error_body(status, buf);
   char* p = conn.prepare(response_size(head, b.size()));
   conn.commit(format_response(p, head, b));
 }
@@ -279,12 +293,8 @@ class http_conn final : public request_sink {
     close_after_ = true;
     uint32_t seq = next_seq_++;
     at(seq).close = true;
-    std::string_view reason = reason_phrase(status);
-    char body[64];
-    size_t bn = reason.size() < sizeof body - 1 ? reason.size() : sizeof body - 1;
-    std::memcpy(body, reason.data(), bn);
-    body[bn++] = '\n';
-    response_slot(this, gen_, seq).respond(status, "text/plain", std::string_view(body, bn));
+    char buf[64];
+    response_slot(this, gen_, seq).respond(status, "text/plain", error_body(status, buf));
   }
 
   void update_timer() {

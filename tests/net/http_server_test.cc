@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tests/engine/test_client.h"
@@ -225,6 +226,23 @@ TEST_F(http_server_test, expect_continue_waits_behind_an_earlier_answer) {
   auto r = c.read_response();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "hello");
+}
+
+// Refused at the header, with a body that says what to do.
+TEST_F(http_server_test, content_encoding_and_unknown_expectation_are_refused_clearly) {
+  start();
+  for (const auto& [extra, status, text] :
+       {std::tuple<const char*, int, const char*>{"Content-Encoding: gzip\r\n", 415,
+                                                  "Content-Encoding is not supported"},
+        {"Expect: teapot\r\n", 417, "100-continue"}}) {
+    test::client c(port());
+    ASSERT_TRUE(c.write(post("/echo", "{}", extra)));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << extra;
+    EXPECT_EQ(r->status, status);
+    EXPECT_NE(r->body.find(text), std::string::npos) << r->body;
+    EXPECT_TRUE(c.wait_closed());
+  }
 }
 
 TEST_F(http_server_test, streaming_response_is_chunked) {
