@@ -12,7 +12,7 @@ build=build/fuzz
 declare -A corpus=(
   [http1_request_fuzz]=http1_request [http1_response_fuzz]=http1_response
   [sse_fuzz]=sse [jsonrpc_fuzz]=jsonrpc [policy_loader_fuzz]=policy_loader
-  [tools_filter_fuzz]=tools_filter
+  [tools_filter_fuzz]=tools_filter [request_path_fuzz]=request_path
 )
 declare -A dict=(
   [http1_request_fuzz]=tests/fuzz/http.dict [http1_response_fuzz]=tests/fuzz/http.dict
@@ -20,7 +20,7 @@ declare -A dict=(
 )
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(http1_request_fuzz http1_response_fuzz sse_fuzz jsonrpc_fuzz
-  policy_loader_fuzz tools_filter_fuzz)
+  policy_loader_fuzz tools_filter_fuzz request_path_fuzz)
 
 if [ ! -f "$build/build.ninja" ]; then
   CXX=clang++ CC=clang meson setup "$build" --buildtype=debugoptimized -Dfuzzers=true \
