@@ -64,14 +64,7 @@ struct stdio_router::proxy final : upstream_exchange {
   uint64_t handle = 0;
   bool over = false;  // on_end / on_error came, or it was cancelled: free it at collect()
 
-  relay_message reply(relay_message::kind k) const {
-    relay_message m;
-    m.what = k;
-    m.route = router->route_;
-    m.from = router->shard_.id();
-    m.id = id;
-    return m;
-  }
+  relay_message reply(relay_message::kind k) const { return router->message(k, id); }
   void on_head(const upstream_response_head& head) override {
     relay_message m = reply(relay_message::kind::head);
     m.status = head.status;
@@ -131,11 +124,7 @@ uint64_t stdio_router::send(const upstream_request& req, upstream_exchange* ex) 
   o.owner = static_cast<unsigned>(owner);
   ++o.gen;
   const uint64_t id = (uint64_t(idx + 1) << 32) | o.gen;
-  relay_message m;
-  m.what = relay_message::kind::request;
-  m.route = route_;
-  m.from = shard_.id();
-  m.id = id;
+  relay_message m = message(relay_message::kind::request, id);
   m.method = req.method;
   m.headers.reserve(req.headers.size());
   for (const http_header& h : req.headers)
@@ -150,6 +139,15 @@ uint64_t stdio_router::send(const upstream_request& req, upstream_exchange* ex) 
   return id | kRelayed;
 }
 
+relay_message stdio_router::message(relay_message::kind k, uint64_t id) const {
+  relay_message m;
+  m.what = k;
+  m.route = route_;
+  m.from = shard_.id();
+  m.id = id;
+  return m;
+}
+
 stdio_router::outgoing* stdio_router::relayed(uint64_t handle) {
   const uint64_t id = handle & ~kRelayed;
   const uint64_t idx = (id >> 32) - 1;
@@ -162,28 +160,18 @@ void stdio_router::hold_answer(uint64_t handle, bool hold) {
   if ((handle & kRelayed) == 0) return local_.hold_answer(handle, hold);
   const outgoing* o = relayed(handle);
   if (o == nullptr) return;
-  relay_message m;
-  m.what = hold ? relay_message::kind::hold : relay_message::kind::release;
-  m.route = route_;
-  m.from = shard_.id();
-  m.id = handle & ~kRelayed;
-  hub_->post(o->owner, std::move(m));
+  hub_->post(o->owner, message(hold ? relay_message::kind::hold : relay_message::kind::release,
+                               handle & ~kRelayed));
 }
 
 void stdio_router::cancel(uint64_t handle) {
   if ((handle & kRelayed) == 0) return local_.cancel(handle);
-  const uint64_t id = handle & ~kRelayed;
-  const uint64_t idx = (id >> 32) - 1;
-  if (relayed(handle) == nullptr) return;
-  out_[idx].ex = nullptr;
-  free_out_.push_back(static_cast<uint32_t>(idx));
+  outgoing* o = relayed(handle);
+  if (o == nullptr) return;
+  o->ex = nullptr;
+  free_out_.push_back(static_cast<uint32_t>(o - out_.data()));
   // The owner stops the exchange; what it posted meanwhile is dropped here (stale id).
-  relay_message m;
-  m.what = relay_message::kind::cancel;
-  m.route = route_;
-  m.from = shard_.id();
-  m.id = id;
-  hub_->post(out_[idx].owner, std::move(m));
+  hub_->post(o->owner, message(relay_message::kind::cancel, handle & ~kRelayed));
 }
 
 void stdio_router::shutdown() {

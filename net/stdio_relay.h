@@ -123,6 +123,8 @@ class stdio_router final : public upstream_client {
   stdio_upstream local_;
   // The relayed exchange a handle names (kRelayed set), or null when it is over or stale.
   outgoing* relayed(uint64_t handle);
+  // A message from this shard about exchange `id` of this route.
+  relay_message message(relay_message::kind k, uint64_t id) const;
   std::vector<outgoing> out_;
   std::vector<uint32_t> free_out_;
   std::map<std::pair<unsigned, uint64_t>, std::unique_ptr<proxy>> proxies_;
