@@ -10,6 +10,7 @@
 #include "net/control/shard_control.h"
 #include "net/mcp_answers.h"
 #include "net/request_path.h"
+#include "net/session_binding.h"
 #include "net/tools_filter.h"
 #include "policy/decider.h"
 
@@ -134,6 +135,7 @@ class forward final : public upstream_exchange, public output_waiter {
   int status = 0;
   std::string id;  // raw id of a single request, for error answers ("" for a batch)
   std::string session_id, protocol_version, content_type;
+  std::string grant;  // the caller's: the upstream's session id is bound to it
   std::array<policy::limit_request, kMaxTaken> taken{};
   uint32_t taken_count = 0;
   int64_t taken_at_ns = 0;
@@ -247,6 +249,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
     done(f);
   }
   tools_filter& filter() { return filter_; }
+  const session_binding& sessions() const { return sessions_; }
   // request_handler: back-pressure, counted (forward::relay counts its holds here too).
   void on_client_held() override {
     if (ctl_) ctl_->client_held();
@@ -268,7 +271,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
     f->slot = c.slot;
     f->id = c.rpc_id;
     f->pre_streamed = c.sse;
-    send_upstream(*r, c.request(), f);
+    send_upstream(*r, c.request(), policy::identity{c.grant, c.session}, f);
     return true;
   }
 
@@ -323,7 +326,6 @@ class gateway_shard final : public request_handler, public control::shard_contro
       }
       slot.allow_origin(req.origin);
     }
-    who.session = req.mcp_session_id;
     if (!settings_.grants) {
       who.grant = "anonymous";
       return true;
@@ -338,6 +340,19 @@ class gateway_shard final : public request_handler, public control::shard_contro
     }
     who.grant = *grant;
     return true;
+  }
+
+  // An MCP endpoint's session: the Mcp-Session-Id a request names must carry the tag Sluice
+  // gave it for this grant (net/session_binding.h); who.session is then the upstream's id.
+  // Answers 404 and returns false otherwise, as a server does for a session it does not know:
+  // an MCP client then starts a new session.
+  bool admit_session(const http_request& req, response_slot& slot, policy::identity& who) {
+    if (req.mcp_session_id.empty()) return true;
+    if (sessions_.verify(who.grant, req.mcp_session_id, who.session)) return true;
+    respond_rpc_error(slot, 404, {}, kErrorNoSession,
+                      "Session not found: this Mcp-Session-Id was not issued to this caller "
+                      "through this gateway; start a new session with initialize");
+    return false;
   }
 
   // OPTIONS: a browser's CORS preflight, answered for an allowed Origin without a token (the
@@ -372,6 +387,8 @@ class gateway_shard final : public request_handler, public control::shard_contro
     }
     policy::identity who;
     if (!admit(req, slot, who)) return;
+    // The caller is a proxy that speaks to the server itself: session ids are the server's.
+    who.session = req.mcp_session_id;
     if (!charset_is_utf8(req.content_type)) {
       // The caller forwards this body with this Content-Type: its server may read it in that
       // charset, as another message than the one decided here.
@@ -405,11 +422,11 @@ class gateway_shard final : public request_handler, public control::shard_contro
   void mcp(route& r, const http_request& req, response_slot& slot) {
     policy::identity who;
     if (req.method == "POST") {
-      if (!admit(req, slot, who)) return;
+      if (!admit(req, slot, who) || !admit_session(req, slot, who)) return;
       return mcp_post(r, req, slot, who);
     }
     if (req.method == "GET" || req.method == "DELETE") {
-      if (!admit(req, slot, who)) return;
+      if (!admit(req, slot, who) || !admit_session(req, slot, who)) return;
       // These pass through undecided, so they may carry nothing to decide: a server that read
       // a message from their body would run a call no policy saw.
       if (!req.body.empty()) {
@@ -420,7 +437,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
       if (req.method == "GET" && !accepts(req.accept, kEventStream)) {
         return respond_text(slot, 406, "GET needs Accept: text/event-stream\n");
       }
-      return pass_through(r, req, slot);
+      return pass_through(r, req, slot, who);
     }
     if (req.method == "OPTIONS") return options(req, slot, "GET, POST, DELETE, OPTIONS");
     static constexpr http_header kAllow[] = {{"Allow", "GET, POST, DELETE, OPTIONS"}};
@@ -478,7 +495,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
       }
     }
     if (!bd.batch) f->id.assign(msgs[0].id);
-    send_upstream(r, req, f);
+    send_upstream(r, req, who, f);
   }
 
   // Whether a POST's Accept lists both JSON and SSE. A client sends the same Accept with every
@@ -546,14 +563,17 @@ class gateway_shard final : public request_handler, public control::shard_contro
     slot.respond(200, kJson, out_);
   }
 
-  void pass_through(route& r, const http_request& req, response_slot& slot) {
+  void pass_through(route& r, const http_request& req, response_slot& slot,
+                    const policy::identity& who) {
     if (!r.pool) return respond_text(slot, 503, "no upstream server is configured\n");
     forward* f = take_forward();
     f->slot = slot;
-    send_upstream(r, req, f);
+    send_upstream(r, req, who, f);
   }
 
-  void send_upstream(route& r, const http_request& req, forward* f) {
+  // Forwards `req`, naming the session by the upstream's own id (who.session); the answer's
+  // session id goes back to the agent bound to who.grant.
+  void send_upstream(route& r, const http_request& req, const policy::identity& who, forward* f) {
     headers_.clear();
     auto add = [&](std::string_view name, std::string_view value) {
       if (!value.empty()) headers_.push_back({name, value});
@@ -562,7 +582,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
     // spelling of it the client used, so it cannot read the body another way.
     add("Content-Type", req.method == "POST" ? kJson : req.content_type);
     add("Accept", req.accept);
-    add("Mcp-Session-Id", req.mcp_session_id);
+    add("Mcp-Session-Id", who.session);
     add("MCP-Protocol-Version", req.mcp_protocol_version);
     add("Last-Event-ID", req.last_event_id);
     add("Mcp-Method", req.mcp_method);
@@ -576,6 +596,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
     up.body = req.body;
     f->owner = this;
     f->rt = &r;
+    f->grant.assign(who.grant);
     // A zero handle: the exchange failed inside send() (on_error ran, f is recycled).
     if (ctl_) {
       ctl_->upstream_sent();
@@ -743,6 +764,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
   std::vector<std::unique_ptr<parked_call>> parked_, parked_free_, redo_;
   std::unique_ptr<control::shard_control> ctl_;  // null without a control plane
   tools_filter filter_;
+  session_binding sessions_{*settings_.session_key};
   std::string out_;
   static constexpr size_t kAcceptMemoMax = 256;
   std::string accept_last_ = std::string(kAcceptMemoMax, '\0');  // capacity reserved
@@ -785,6 +807,7 @@ void forward::on_head(const upstream_response_head& head) {
   }
   content_type.assign(head.content_type);
   session_id.assign(head.mcp_session_id);
+  if (!session_id.empty()) owner->sessions().append_tag(session_id, grant, head.mcp_session_id);
   protocol_version.assign(head.mcp_protocol_version);
   sse = head.content_type.substr(0, kEventStream.size()) == kEventStream;
   // A JSON tools/list answer is held however it is framed, because it must be filtered before
@@ -930,6 +953,7 @@ request_handler_factory make_gateway_factory(std::shared_ptr<gateway_shared> sha
     o.cluster_metrics = shared->settings.cluster_metrics;
     shared->limits = std::make_shared<limit_hub>(o);
   }
+  if (!shared->settings.session_key) shared->settings.session_key = session_binding::random_key();
   bool stdio = !shared->settings.upstream_stdio.argv.empty();
   for (const server_settings& s : shared->settings.servers)
     stdio |= !s.upstream_stdio.argv.empty();

@@ -4,8 +4,11 @@
 // limits hub (its lease_limiter), its upstream pool, its parked calls and answer buffers, and
 // is used only from the shard's thread.
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +57,9 @@ struct gateway_settings {
   stdio_options upstream_stdio;
   std::vector<std::string> upstream_headers;  // "Name: value" lines added to every upstream request
   std::shared_ptr<const grant_table> grants;  // null: every caller is the anonymous grant
+  // The key that binds session ids to grants (net/session_binding.h); none: a random one,
+  // made at start, so session ids handed out by an earlier process are refused (404).
+  std::optional<std::array<uint8_t, 16>> session_key;
   policy::reader_limits reader;
   policy::limiter_options limiter;
   // For the limits hub made at start when gateway_shared::limits is null: the runtime's

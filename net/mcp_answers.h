@@ -19,6 +19,7 @@ inline constexpr int kErrorHeaderMismatch = -32020;    // Mcp-Method / Mcp-Name 
 inline constexpr int kErrorUpstream = -32030;          // upstream down, slow or garbled
 inline constexpr int kErrorNoEndpoint = -32040;        // no MCP endpoint at this path (404)
 inline constexpr int kErrorBadPath = -32041;           // a refused path spelling (400)
+inline constexpr int kErrorNoSession = -32001;         // session not found (404), the SDKs' code
 
 using policy::append_json_string;
 

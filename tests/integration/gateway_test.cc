@@ -191,6 +191,18 @@ class gateway : public ::testing::Test {
         << "stdout: " << sluice_->stdout_text() << "\nstderr: " << sluice_->stderr_text();
   }
 
+  // `sluice hash-token` of a token (read from stdin: given through a file), for a grants file.
+  static std::string hash_token(const std::string& token) {
+    temp_file t(token);
+    auto r =
+        run("/bin/sh",
+            {"-c", "'" + binary_path("SLUICE_BIN") + "' hash-token < '" + t.path() + "'"}, kLong);
+    EXPECT_EQ(r.exit, 0) << r.err;
+    std::string hash = r.out.substr(0, r.out.find_first_of("\r\n"));
+    EXPECT_EQ(hash.size(), 64u) << r.out;
+    return hash;
+  }
+
   // POST /mcp to the gateway on a fresh connection.
   std::optional<http_response> post(std::string_view body, const header_list& extra = {}) {
     http_client c(port_);
@@ -279,24 +291,32 @@ TEST_F(gateway, SessionIdIsPassedBackAndForwarded) {
   ASSERT_TRUE(init);
   ASSERT_EQ(init->status, 200);
   const std::string sid(init->header_or_empty("Mcp-Session-Id"));
-  ASSERT_EQ(sid.size(), 32u) << init->body;
   EXPECT_EQ(json(init->body).str("/result/serverInfo/name"), "sluice-example-server");
+  // The agent gets the upstream's id (32 hex digits) with Sluice's tag appended.
+  ASSERT_EQ(sid.size(), 32u + 17u) << sid;
+  const std::string upstream_id(upstream_session_id(sid));
 
-  // The id reaches the upstream: a known one is served, a forged one gets the upstream's 404
-  // (without the header the upstream would serve it).
+  // The id reaches the upstream without the tag: a known one is served.
   auto ok = post(rpc("2", "ping"), {{"Mcp-Session-Id", sid}});
   ASSERT_TRUE(ok);
-  EXPECT_EQ(ok->status, 200);
-  std::string forged = sid;
-  forged[0] = forged[0] == '0' ? '1' : '0';
-  auto bad = post(rpc("3", "ping"), {{"Mcp-Session-Id", forged}});
-  ASSERT_TRUE(bad);
-  EXPECT_EQ(bad->status, 404);
-  auto bad_call = post(call("4", "echo", R"({"text":"x"})"), {{"Mcp-Session-Id", forged}});
-  ASSERT_TRUE(bad_call);
-  EXPECT_EQ(bad_call->status, 404);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  // An id Sluice did not hand out gets 404 from Sluice, the answer an MCP client takes as
+  // "start a new session": the upstream's id alone, another id with this tag, a changed tag.
+  std::string other_id = sid;
+  other_id[0] = other_id[0] == '0' ? '1' : '0';
+  std::string other_tag = sid;
+  other_tag.back() = other_tag.back() == '0' ? '1' : '0';
+  clear_calls();
+  for (const std::string& forged : {upstream_id, other_id, other_tag}) {
+    auto bad = post(call("3", "echo", R"({"text":"x"})"), {{"Mcp-Session-Id", forged}});
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->status, 404) << forged;
+    EXPECT_EQ(json(bad->body).num("/error/code"), -32001) << bad->body;
+    EXPECT_TRUE(contains(bad->body, "initialize")) << bad->body;
+  }
+  EXPECT_EQ(calls(), "[]");
 
-  // DELETE ends the session at the upstream.
+  // DELETE ends the session at the upstream; the id is then the upstream's 404.
   http_client c(port_);
   auto del = c.request("DELETE", "/mcp", {}, {{"Mcp-Session-Id", sid}}, kLong);
   ASSERT_TRUE(del);
@@ -304,6 +324,72 @@ TEST_F(gateway, SessionIdIsPassedBackAndForwarded) {
   auto after = post(rpc("5", "ping"), {{"Mcp-Session-Id", sid}});
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 404);
+  EXPECT_FALSE(contains(after->body, "through this gateway")) << after->body;
+}
+
+// A session belongs to the grant that opened it: a leaked session id is of no use to another
+// token (the MCP security best practices' binding of session ids to users).
+TEST_F(gateway, SessionIdsAreBoundToTheGrantThatOpenedThem) {
+  ASSERT_NO_FATAL_FAILURE(start_upstream());
+  temp_file grants(R"({"grants":[{"name":"alpha","token_sha256":")" + hash_token("token-alpha") +
+                   R"("},{"name":"beta","token_sha256":")" + hash_token("token-beta") + R"("}]})");
+  ASSERT_NO_FATAL_FAILURE(start_sluice("grants.json", {"--grants", grants.path()}));
+  const header_list alpha = {{"Authorization", "Bearer token-alpha"}};
+  const header_list beta = {{"Authorization", "Bearer token-beta"}};
+  http_client c(port_);
+  const std::string sid = open_session(c, alpha, kLong);
+  ASSERT_FALSE(sid.empty());
+  clear_calls();
+  const std::string echo = call("1", "echo", R"({"text":"s"})");
+  auto own = mcp_post(c, echo, {alpha[0], {"Mcp-Session-Id", sid}}, kLong);
+  ASSERT_TRUE(own);
+  EXPECT_EQ(own->status, 200) << own->body;
+  auto stolen = mcp_post(c, echo, {beta[0], {"Mcp-Session-Id", sid}}, kLong);
+  ASSERT_TRUE(stolen);
+  EXPECT_EQ(stolen->status, 404) << stolen->body;
+  auto stream =
+      c.request("GET", "/mcp", {},
+                {beta[0], {"Accept", "text/event-stream"}, {"Mcp-Session-Id", sid}}, kLong);
+  ASSERT_TRUE(stream);
+  EXPECT_EQ(stream->status, 404);
+  auto del = c.request("DELETE", "/mcp", {}, {beta[0], {"Mcp-Session-Id", sid}}, kLong);
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 404);
+  EXPECT_EQ(call_count(), 1u) << calls();
+  // Beta's own session works for beta.
+  const std::string beta_sid = open_session(c, beta, kLong);
+  ASSERT_FALSE(beta_sid.empty());
+  EXPECT_NE(beta_sid, sid);
+  auto theirs = mcp_post(c, echo, {beta[0], {"Mcp-Session-Id", beta_sid}}, kLong);
+  ASSERT_TRUE(theirs);
+  EXPECT_EQ(theirs->status, 200) << theirs->body;
+}
+
+// The tag's key is made at start: a restarted Sluice refuses the ids an earlier process handed
+// out, unless both were given the same --session-key-file.
+TEST_F(gateway, SessionIdsOutliveARestartOnlyWithAKeyFile) {
+  ASSERT_NO_FATAL_FAILURE(start_upstream());
+  temp_file key("a secret of more than sixteen bytes");
+  ASSERT_NO_FATAL_FAILURE(start_sluice("gateway.json", {"--session-key-file", key.path()}));
+  http_client c1(port_);
+  const std::string sid = open_session(c1, {}, kLong);
+  ASSERT_FALSE(sid.empty());
+  ASSERT_NO_FATAL_FAILURE(start_sluice("gateway.json", {"--session-key-file", key.path()}));
+  auto same_key = post(rpc("2", "ping"), {{"Mcp-Session-Id", sid}});
+  ASSERT_TRUE(same_key);
+  EXPECT_EQ(same_key->status, 200) << same_key->body;
+  ASSERT_NO_FATAL_FAILURE(start_sluice("gateway.json"));
+  auto random_key = post(rpc("3", "ping"), {{"Mcp-Session-Id", sid}});
+  ASSERT_TRUE(random_key);
+  EXPECT_EQ(random_key->status, 404) << random_key->body;
+
+  temp_file short_key("too short");
+  auto r = run(binary_path("SLUICE_BIN"),
+               {"serve", "--policy", policy_path("gateway.json"), "--listen", "127.0.0.1:0",
+                "--upstream", upstream_url(), "--session-key-file", short_key.path()},
+               kLong);
+  EXPECT_EQ(r.exit, 1);
+  EXPECT_TRUE(contains(r.err, "at least 16 bytes")) << r.err;
 }
 
 TEST_F(gateway, DeniedCallsNeverReachTheUpstream) {
@@ -760,17 +846,7 @@ TEST_F(gateway, DownstreamRequestRules) {
 
 TEST_F(gateway, GrantsNeedAKnownTokenAndCountPerToken) {
   ASSERT_NO_FATAL_FAILURE(start_upstream());
-  const std::string bin = binary_path("SLUICE_BIN");
-  std::string hashes[2];
-  const char* tokens[2] = {"token-alpha", "token-beta"};
-  for (int i = 0; i < 2; ++i) {
-    // hash-token reads stdin; give it the token through a file.
-    temp_file t(tokens[i]);
-    auto r = run("/bin/sh", {"-c", "'" + bin + "' hash-token < '" + t.path() + "'"}, kLong);
-    ASSERT_EQ(r.exit, 0) << r.err;
-    hashes[i] = r.out.substr(0, r.out.find_first_of("\r\n"));
-    ASSERT_EQ(hashes[i].size(), 64u) << r.out;
-  }
+  const std::string hashes[2] = {hash_token("token-alpha"), hash_token("token-beta")};
   temp_file grants(R"({"grants":[{"name":"alpha","token_sha256":")" + hashes[0] +
                    R"("},{"name":"beta","token_sha256":")" + hashes[1] + R"("}]})");
   ASSERT_NO_FATAL_FAILURE(start_sluice("grants.json", {"--grants", grants.path()}));

@@ -863,4 +863,20 @@ std::optional<http_response> mcp_post(http_client& client, std::string_view json
   return client.request("POST", "/mcp", json, mcp_headers(extra), timeout);
 }
 
+std::string open_session(http_client& client, const header_list& extra,
+                         std::chrono::milliseconds timeout) {
+  auto r = mcp_post(client,
+                    R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{)"
+                    R"("protocolVersion":"2025-06-18","capabilities":{},)"
+                    R"("clientInfo":{"name":"sluice-test","version":"1"}}})",
+                    extra, timeout);
+  if (!r || r->status != 200) return {};
+  return std::string(r->header_or_empty("Mcp-Session-Id"));
+}
+
+std::string_view upstream_session_id(std::string_view sid) {
+  constexpr size_t kTag = 17;  // '.' and 16 hex digits
+  return sid.size() > kTag ? sid.substr(0, sid.size() - kTag) : std::string_view{};
+}
+
 }  // namespace sluice::testing

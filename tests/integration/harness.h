@@ -314,4 +314,12 @@ size_t push_until_stalled(int fd, const std::function<std::string()>& next, size
     http_client& client, std::string_view json, const header_list& extra = {},
     std::chrono::milliseconds timeout = kDefaultTimeout);
 
+// Opens an MCP session through Sluice (or any server) with `initialize` on `client`: the
+// Mcp-Session-Id of the answer, or "" when the answer was not 200 or named no session.
+[[nodiscard]] std::string open_session(http_client& client, const header_list& extra = {},
+                                       std::chrono::milliseconds timeout = kDefaultTimeout);
+// The upstream's own id within a session id Sluice handed out: Sluice appends '.' and a
+// 16-hex-digit tag that binds it to the caller's grant (net/session_binding.h).
+[[nodiscard]] std::string_view upstream_session_id(std::string_view sid);
+
 }  // namespace sluice::testing

@@ -385,4 +385,59 @@ TEST(SdkExpressUpstream, NoCharsetMakesTheServerReadAnotherCall) {
   EXPECT_EQ(sluice->terminate(), 0);
 }
 
+// A stateless server (no session ids issued, none checked) behind a session-scoped limit: an
+// agent that makes up a new Mcp-Session-Id for each call gets 404 from Sluice, not a new
+// count, because only ids Sluice handed out name sessions (net/session_binding.h).
+TEST(SdkExpressUpstream, InventedSessionIdsDoNotResetASessionLimit) {
+  if (!have_node_deps() || access((node_modules() + "/express/package.json").c_str(), R_OK) != 0)
+    GTEST_SKIP() << "node or node_modules missing: run tools/install-deps.sh";
+  auto upstream = process::spawn(
+      node(), {source_root() + "/tests/integration/fixtures/sdk_express_server.mjs"});
+  ASSERT_TRUE(upstream && upstream->wait_ready(kNodeTimeout));
+  sluice::testing::temp_file policy(
+      R"({"version":"1","default":"deny","tools":{"read_file":{"limits":[)"
+      R"({"counter":"reads","window":4294967295,"max":2,"scope":"session"}]}}})");
+  auto sluice = process::spawn(
+      binary_path("SLUICE_BIN"),
+      {"serve", "--policy", policy.path(), "--listen", "127.0.0.1:0", "--shards", "1", "--upstream",
+       "http://127.0.0.1:" + std::to_string(upstream->port()) + "/mcp"});
+  ASSERT_TRUE(sluice && sluice->wait_ready());
+  http_client c(sluice->port(), kNodeTimeout);
+  // The server is stateless: initialize opens no session, so Sluice hands out none.
+  auto init = mcp_post(c, kInitialize, {}, kNodeTimeout);
+  ASSERT_TRUE(init);
+  ASSERT_EQ(init->status, 200) << init->body;
+  EXPECT_EQ(init->header_or_empty("Mcp-Session-Id"), "");
+  const auto read = [](int i) {
+    return R"({"jsonrpc":"2.0","id":)" + std::to_string(i) +
+           R"(,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/r/)" +
+           std::to_string(i) + R"("}}})";
+  };
+  for (int i = 1; i <= 3; ++i) {
+    auto r =
+        mcp_post(c, read(i), {{"Mcp-Session-Id", "made-up-" + std::to_string(i)}}, kNodeTimeout);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 404) << r->body;
+  }
+  int allowed = 0, limited = 0;
+  for (int i = 4; i <= 6; ++i) {
+    auto r = mcp_post(c, read(i), {}, kNodeTimeout);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    if (r->body.find("[POLICY DENIED]") != std::string::npos) {
+      ++limited;
+    } else {
+      ++allowed;
+    }
+  }
+  EXPECT_EQ(allowed, 2);
+  EXPECT_EQ(limited, 1);
+  http_client u(upstream->port(), kNodeTimeout);
+  auto calls = u.request("GET", "/calls");
+  ASSERT_TRUE(calls);
+  EXPECT_EQ(calls->body, R"([{"path":"/r/4","contentType":"application/json"},)"
+                         R"({"path":"/r/5","contentType":"application/json"}])");
+  EXPECT_EQ(sluice->terminate(), 0);
+}
+
 }  // namespace

@@ -564,7 +564,8 @@ TEST(stdio_shards, SessionServedFromEveryShardAndDecidedOnce) {
   ASSERT_EQ(init->status, 200) << init->body;
   const std::string sid(init->header_or_empty("Mcp-Session-Id"));
   ASSERT_GT(sid.size(), 2u);
-  const std::string owner = sid.substr(sid.rfind('-') + 1);
+  const std::string_view minted = upstream_session_id(sid);  // Sluice's tag off
+  const std::string owner(minted.substr(minted.rfind('-') + 1));
   ASSERT_TRUE(owner == "0" || owner == "1") << sid;
 
   // Many connections, one session: the kernel spreads them over both shards.
@@ -597,8 +598,10 @@ TEST(stdio_shards, SessionServedFromEveryShardAndDecidedOnce) {
     EXPECT_EQ(limited, 11);
   }
 
-  // A forged id naming the other shard, or no shard, is unknown there: 404.
-  const std::string other = sid.substr(0, sid.rfind('-') + 1) + (owner == "0" ? "1" : "0");
+  // A forged id naming the other shard, or no shard, is refused: 404 (Sluice handed none of
+  // them out, so none carries a tag that holds).
+  const std::string other =
+      std::string(minted.substr(0, minted.rfind('-') + 1)) + (owner == "0" ? "1" : "0");
   for (const std::string& forged : {other, std::string("0123456789abcdef-0"),
                                     std::string("0123456789abcdef-1"), std::string("x-99")}) {
     for (size_t i = 0; i < 4; ++i) {
@@ -643,7 +646,8 @@ TEST(stdio_shards, SessionServedFromEveryShardAndDecidedOnce) {
   std::set<std::string> shards;
   int calls = 0;
   while (std::getline(in, line)) {
-    if (!contains(line, "\"session\":\"" + sid + "\"") || !contains(line, R"("tool":"t")"))
+    if (!contains(line, "\"session\":\"" + std::string(minted) + "\"") ||
+        !contains(line, R"("tool":"t")"))
       continue;
     ++calls;
     shards.insert(line.substr(line.find("\"shard\":") + 8, 1));

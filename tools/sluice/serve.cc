@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "net/grants.h"
 #include "net/http_server.h"
 #include "net/request_path.h"
+#include "net/session_binding.h"
 #include "net/stdio_upstream.h"
 #include "net/upstream.h"
 #include "policy/compiled_policy.h"
@@ -45,6 +47,7 @@ struct serve_options {
   std::string upstream;
   std::string upstream_command;
   std::string grants;
+  std::string session_key_file;
   int64_t shards = 0;
   std::string mcp_path = "/mcp";
   std::string decide_path = "/v1/decide";
@@ -122,6 +125,10 @@ const std::vector<option_spec>& specs() {
        INT(stdio_idle_timeout_ms, 0, 86'400'000 * int64_t(30))},
       {"grants", "FILE", "bearer-token grants (docs/gateway.md); none: one anonymous grant",
        STR(grants)},
+      {"session-key-file", "FILE",
+       "secret (16+ bytes) binding session ids to grants; the same file keeps them "
+       "valid across restarts and processes [random per process]",
+       STR(session_key_file)},
       {"shards", "N", "event-loop shards, one per CPU [CPUs in the affinity mask]",
        INT(shards, 1, 1024)},
       {"mcp-path", "PATH", "path of the MCP endpoint [/mcp]", STR(mcp_path)},
@@ -578,6 +585,15 @@ int run_serve(std::span<char* const> args) {
       std::fprintf(stderr, "%s\n", error.c_str());
       return 1;
     }
+  }
+  if (!o.session_key_file.empty()) {
+    std::string error;
+    std::array<uint8_t, 16> key{};
+    if (!net::session_binding::key_from_file(o.session_key_file, key, error)) {
+      std::fprintf(stderr, "sluice serve: --session-key-file %s\n", error.c_str());
+      return 1;
+    }
+    gs.session_key = key;
   }
   if (!o.upstream.empty()) {
     std::string error;

@@ -1,0 +1,66 @@
+#pragma once
+// Session ids bound to the grant that opened them.
+//
+// The upstream issues an `Mcp-Session-Id`; Sluice hands it to the agent with a tag appended,
+// "<upstream id>.<16 hex digits>", where the tag is a keyed MAC (SipHash-2-4) over the grant
+// and the upstream's id. A request naming a session must carry a tag that matches its own
+// grant; Sluice forwards the upstream's id without it. So
+//  - an agent cannot make up session ids: a `session`-scoped limit counts per session the
+//    upstream opened, also behind a stateless server that checks no ids;
+//  - a session id that leaks to another grant is useless to it (the MCP security best
+//    practices ask servers to bind session ids to the user; Sluice does it for them).
+// The check needs no state shared between shards or kept per session: any shard, and any
+// Sluice process given the same key (--session-key-file), verifies any tag.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace sluice::net {
+
+// SipHash-2-4 (Aumasson and Bernstein) of `data` under a 128-bit key, the key's 16 bytes read
+// as two little-endian 64-bit words. Incremental: add() any number of times, then value().
+class siphash24 {
+ public:
+  explicit siphash24(const std::array<uint8_t, 16>& key);
+  void add(std::string_view data);
+  [[nodiscard]] uint64_t value() const;
+
+ private:
+  void compress(uint64_t m);
+  uint64_t v_[4];
+  uint64_t tail_ = 0;    // up to 7 bytes not yet compressed, little-endian
+  uint64_t length_ = 0;  // bytes added
+};
+
+class session_binding {
+ public:
+  static constexpr size_t kTagChars = 17;  // '.' and 16 hex digits
+
+  explicit session_binding(const std::array<uint8_t, 16>& key) : key_(key) {}
+
+  // A key from the kernel's random source, for one process's lifetime.
+  static std::array<uint8_t, 16> random_key();
+  // The key from a secret file: the first 16 bytes of the SHA-256 of its contents, which must
+  // be at least 16 bytes long. False (and `error` set) when the file cannot be read or is
+  // shorter.
+  static bool key_from_file(const std::string& path, std::array<uint8_t, 16>& key,
+                            std::string& error);
+
+  // Appends the tag for (grant, upstream id) to `out`, which holds the upstream id.
+  void append_tag(std::string& out, std::string_view grant, std::string_view upstream_id) const;
+
+  // The upstream's id within `client_id` when its tag is the one `grant` would have been
+  // given; false otherwise (no tag, or a tag of another id, grant or key).
+  // The tag is compared in constant time.
+  bool verify(std::string_view grant, std::string_view client_id,
+              std::string_view& upstream_id) const;
+
+ private:
+  uint64_t tag(std::string_view grant, std::string_view upstream_id) const;
+
+  std::array<uint8_t, 16> key_;
+};
+
+}  // namespace sluice::net
