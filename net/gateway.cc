@@ -209,6 +209,9 @@ class gateway_shard final : public request_handler, public control::shard_contro
   }
 
   void on_request(const http_request& req, response_slot slot) override {
+    // A page of an allowed origin may read every answer, a 404 or 405 included (CORS); admit()
+    // and options() refuse any other origin.
+    if (!req.origin.empty() && origin_allowed(req.origin)) slot.allow_origin(req.origin);
     // Routing reads the normalised path only (net/request_path.h): one spelling, one route.
     std::string_view error;
     if (!normalize_request_path(req.target, path_, error)) {
@@ -316,15 +319,11 @@ class gateway_shard final : public request_handler, public control::shard_contro
     return false;
   }
 
-  // Origin and bearer token. Answers and returns false when the request may not go on. A
-  // browser page of an allowed origin may read the answer (CORS).
+  // Origin and bearer token. Answers and returns false when the request may not go on.
   bool admit(const http_request& req, response_slot& slot, policy::identity& who) {
-    if (!req.origin.empty()) {
-      if (!origin_allowed(req.origin)) {
-        respond_text(slot, 403, "origin not allowed\n");
-        return false;
-      }
-      slot.allow_origin(req.origin);
+    if (!req.origin.empty() && !origin_allowed(req.origin)) {
+      respond_text(slot, 403, "origin not allowed\n");
+      return false;
     }
     if (!settings_.grants) {
       who.grant = "anonymous";
@@ -363,7 +362,6 @@ class gateway_shard final : public request_handler, public control::shard_contro
       return slot.respond(200, {}, {}, allow);
     }
     if (!origin_allowed(req.origin)) return respond_text(slot, 403, "origin not allowed\n");
-    slot.allow_origin(req.origin);
     // Chromium's Private Network Access: a public page asking for a local address says so,
     // and must be told yes.
     const bool private_network =

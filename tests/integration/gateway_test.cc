@@ -15,6 +15,7 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tests/integration/harness.h"
@@ -822,6 +823,22 @@ TEST_F(gateway, DownstreamRequestRules) {
   ASSERT_TRUE(put);
   EXPECT_EQ(put->status, 405);
   EXPECT_EQ(put->header_or_empty("Allow"), "GET, POST, DELETE, OPTIONS");
+  // The page may read Sluice's refusals that come before any token or policy: 405, 404, 400.
+  const header_list page = {{"Origin", "https://app.example.com"}};
+  for (const auto& [method, target, status] :
+       {std::tuple<std::string, std::string, int>{"PUT", "/mcp", 405},
+        {"POST", "/no-such-endpoint", 404},
+        {"POST", "/mcp/../mcp", 400}}) {
+    auto r = c.request(method, target, echo, mcp_headers(page), kLong);
+    ASSERT_TRUE(r) << method << " " << target;
+    EXPECT_EQ(r->status, status) << method << " " << target;
+    EXPECT_EQ(r->header_or_empty("Access-Control-Allow-Origin"), "https://app.example.com")
+        << method << " " << target;
+    auto foreign_page =
+        c.request(method, target, echo, mcp_headers({{"Origin", "https://evil.example"}}), kLong);
+    ASSERT_TRUE(foreign_page);
+    EXPECT_EQ(foreign_page->header_or_empty("Access-Control-Allow-Origin"), "");
+  }
   auto get = c.request("GET", "/mcp", {}, {{"Accept", "application/json"}}, kLong);
   ASSERT_TRUE(get);
   EXPECT_EQ(get->status, 406);
