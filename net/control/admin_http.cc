@@ -356,7 +356,23 @@ std::string plane::impl::stats_json() {
   out += "],\"approvals\":" + approvals_json();
   out += ",\"open_connections\":" + std::to_string(t.open_connections);
   out += ",\"audit_dropped\":" + std::to_string(t.audit_dropped);
-  out += '}';
+  // The upstream's health and the slow clients, as /metrics has them.
+  out += ",\"upstream\":{\"requests\":" + std::to_string(t.upstream_requests);
+  out += ",\"errors\":{";
+  for (size_t i = 0; i < kUpstreamErrors; ++i) {
+    out += '"';
+    out += kUpstreamErrorNames[i];
+    out += "\":" + std::to_string(t.upstream_errors[i]) + ',';
+  }
+  out += "\"status_5xx\":" + std::to_string(t.upstream_5xx);
+  out += "},\"connections\":{\"idle\":" + std::to_string(t.upstream.idle);
+  out += ",\"busy\":" + std::to_string(t.upstream.busy);
+  out += ",\"stream\":" + std::to_string(t.upstream.streams);
+  out += "},\"waiting\":" + std::to_string(t.upstream.waiting);
+  out += ",\"waited\":" + std::to_string(t.upstream.waited);
+  out += "},\"clients\":{\"holds\":" + std::to_string(t.client_holds);
+  out += ",\"send_timeouts\":" + std::to_string(t.client_send_timeouts);
+  out += "}}";
   return out;
 }
 

@@ -31,6 +31,7 @@ button{cursor:pointer;padding:3px 10px;margin-right:4px}.empty{color:#888}
 <section class="wide"><h2>Waiting for approval</h2>
 <table id="approvals"><thead><tr><th>id</th><th>tool</th><th>arguments</th><th>grant</th><th>session</th><th>age</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Top tools</h2><table id="tools"><thead><tr><th>tool</th><th>total</th><th>allow</th><th>deny</th><th>limited</th><th>approval</th></tr></thead><tbody></tbody></table></section>
+<section class="wide"><h2>Upstream</h2><table id="upstream"><thead><tr><th>calls/s</th><th>failed/s</th><th>failures since start</th><th>connections idle · busy · stream</th><th>waiting</th><th>slow clients held · cut off</th></tr></thead><tbody><tr><td></td><td></td><td></td><td></td><td></td><td></td></tr></tbody></table></section>
 <section><h2>Recent refusals</h2><table id="refusals"><thead><tr><th>time</th><th>tool</th><th>verdict</th><th>reason</th></tr></thead><tbody></tbody></table></section>
 </main>
 <script>
@@ -74,6 +75,13 @@ function render(s) {
     for (const v of V) p[v] = Math.max(0, (s.messages[v] - last.messages[v]) / dt);
     series.push(p); if (series.length > 60) series.shift();
   }
+  const u = s.upstream, failed = (x) => Object.values(x.errors).reduce((a, b) => a + b, 0);
+  const ur = $("#upstream tbody tr").cells, dt = last ? Math.max(0.001, (s.time_ms - last.time_ms) / 1000) : 0;
+  ur[0].textContent = last ? Math.max(0, (u.requests - last.upstream.requests) / dt).toFixed(1) : "…";
+  ur[1].textContent = last ? Math.max(0, (failed(u) - failed(last.upstream)) / dt).toFixed(1) : "…";
+  ur[2].textContent = Object.entries(u.errors).filter(([, n]) => n).map(([k, n]) => k + " " + n).join(", ") || "none";
+  ur[3].textContent = u.connections.idle + " · " + u.connections.busy + " · " + u.connections.stream;
+  ur[4].textContent = u.waiting; ur[5].textContent = s.clients.holds + " · " + s.clients.send_timeouts;
   last = s; draw();
   const ab = $("#approvals tbody"); ab.innerHTML = "";
   if (!s.approvals.length) { const tr = ab.insertRow(); const td = cell(tr, "nothing waits"); td.colSpan = 7; td.className = "empty"; }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/json_doc.h"
 
 namespace sluice::testing {
 namespace {
@@ -293,6 +294,21 @@ TEST_F(control, metrics_change_after_calls) {
   EXPECT_EQ(metric(after, R"(sluice_upstream_connections{state="stream"})"), 0);
   EXPECT_EQ(metric(after, "sluice_upstream_waiting"), 0);
   EXPECT_EQ(metric(after, "sluice_upstream_waited_total"), 0);
+  // What the dashboard draws carries the same upstream and client figures.
+  auto stats = admin("GET", "/admin/stats");
+  ASSERT_TRUE(stats);
+  ASSERT_EQ(stats->status, 200);
+  json j(stats->body);
+  ASSERT_TRUE(j.ok()) << stats->body;
+  EXPECT_EQ(j.num("/upstream/requests"), metric(after, "sluice_upstream_requests_total"))
+      << stats->body;
+  EXPECT_EQ(j.num("/upstream/errors/connect_failed"), 0) << stats->body;
+  EXPECT_EQ(j.num("/upstream/errors/status_5xx"), 0) << stats->body;
+  EXPECT_GE(j.num("/upstream/connections/idle"), 1) << stats->body;
+  EXPECT_EQ(j.num("/upstream/connections/busy"), 0) << stats->body;
+  EXPECT_EQ(j.num("/upstream/waiting"), 0) << stats->body;
+  EXPECT_EQ(j.num("/clients/holds"), 0) << stats->body;
+  EXPECT_EQ(j.num("/clients/send_timeouts"), 0) << stats->body;
 }
 
 TEST_F(control, reload_through_the_api_and_a_broken_file_keeps_the_old_policy) {
