@@ -2,7 +2,6 @@
 
 #include <sys/random.h>
 
-#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -13,92 +12,9 @@
 namespace sluice::net {
 namespace {
 
-uint64_t load_le64(const uint8_t* p) {
-  uint64_t x = 0;
-  for (int i = 7; i >= 0; --i)
-    x = (x << 8) | p[i];
-  return x;
-}
-
-inline void sip_round(uint64_t (&v)[4]) {
-  v[0] += v[1];
-  v[1] = std::rotl(v[1], 13);
-  v[1] ^= v[0];
-  v[0] = std::rotl(v[0], 32);
-  v[2] += v[3];
-  v[3] = std::rotl(v[3], 16);
-  v[3] ^= v[2];
-  v[0] += v[3];
-  v[3] = std::rotl(v[3], 21);
-  v[3] ^= v[0];
-  v[2] += v[1];
-  v[1] = std::rotl(v[1], 17);
-  v[1] ^= v[2];
-  v[2] = std::rotl(v[2], 32);
-}
-
-// One message word: c = 2 rounds.
-inline void compress_words(uint64_t (&v)[4], uint64_t m) {
-  v[3] ^= m;
-  sip_round(v);
-  sip_round(v);
-  v[0] ^= m;
-}
-
 constexpr char kHex[] = "0123456789abcdef";
 
 }  // namespace
-
-siphash24::siphash24(const std::array<uint8_t, 16>& key) {
-  const uint64_t k0 = load_le64(key.data());
-  const uint64_t k1 = load_le64(key.data() + 8);
-  v_[0] = k0 ^ 0x736f6d6570736575ULL;
-  v_[1] = k1 ^ 0x646f72616e646f6dULL;
-  v_[2] = k0 ^ 0x6c7967656e657261ULL;
-  v_[3] = k1 ^ 0x7465646279746573ULL;
-}
-
-void siphash24::compress(uint64_t m) { compress_words(v_, m); }
-
-void siphash24::add(std::string_view data) {
-  // The state in locals for the loop: the compiler keeps them in registers.
-  uint64_t v[4] = {v_[0], v_[1], v_[2], v_[3]};
-  uint64_t tail = tail_;
-  uint64_t length = length_;
-  const char* p = data.data();
-  size_t n = data.size();
-  auto add_byte = [&](char c) {
-    tail |= uint64_t(static_cast<uint8_t>(c)) << (8 * (length & 7));
-    if (++length % 8 == 0) {
-      compress_words(v, tail);
-      tail = 0;
-    }
-  };
-  for (; n > 0 && length % 8 != 0; --n)
-    add_byte(*p++);
-  for (; n >= 8; n -= 8, p += 8, length += 8) {
-    uint64_t m;
-    std::memcpy(&m, p, sizeof m);
-    if constexpr (std::endian::native == std::endian::big) m = __builtin_bswap64(m);
-    compress_words(v, m);
-  }
-  for (; n > 0; --n)
-    add_byte(*p++);
-  for (int i = 0; i < 4; ++i)
-    v_[i] = v[i];
-  tail_ = tail;
-  length_ = length;
-}
-
-uint64_t siphash24::value() const {
-  siphash24 s = *this;
-  const uint64_t b = (s.length_ << 56) | s.tail_;
-  s.compress(b);
-  s.v_[2] ^= 0xff;
-  for (int i = 0; i < 4; ++i)
-    sip_round(s.v_);
-  return s.v_[0] ^ s.v_[1] ^ s.v_[2] ^ s.v_[3];
-}
 
 std::array<uint8_t, 16> session_binding::random_key() {
   std::array<uint8_t, 16> key{};

@@ -17,22 +17,9 @@
 #include <string>
 #include <string_view>
 
+#include "net/siphash.h"
+
 namespace sluice::net {
-
-// SipHash-2-4 (Aumasson and Bernstein) of `data` under a 128-bit key, the key's 16 bytes read
-// as two little-endian 64-bit words. Incremental: add() any number of times, then value().
-class siphash24 {
- public:
-  explicit siphash24(const std::array<uint8_t, 16>& key);
-  void add(std::string_view data);
-  [[nodiscard]] uint64_t value() const;
-
- private:
-  void compress(uint64_t m);
-  uint64_t v_[4];
-  uint64_t tail_ = 0;    // up to 7 bytes not yet compressed, little-endian
-  uint64_t length_ = 0;  // bytes added
-};
 
 class session_binding {
  public:

@@ -1,6 +1,8 @@
-// net/session_binding.h: a session id works for the grant it was handed to and nobody else.
+// net/session_binding.h: a session id works for the grant it was handed to and nobody else;
+// net/siphash.h, the MAC under it.
 
 #include "net/session_binding.h"
+#include "net/siphash.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <random>
 
+#include "net/siphash.h"
+
 namespace sluice::example {
 
 namespace {
@@ -24,48 +26,6 @@ void random_bytes(void* out, size_t n) {
     p += got;
     n -= size_t(got);
   }
-}
-
-constexpr uint64_t rotl(uint64_t x, int b) {
-  return (x << b) | (x >> (64 - b));
-}
-
-// SipHash-2-4 of one 8-byte message.
-uint64_t siphash_u64(uint64_t k0, uint64_t k1, uint64_t m) {
-  uint64_t v0 = k0 ^ 0x736f6d6570736575ULL;
-  uint64_t v1 = k1 ^ 0x646f72616e646f6dULL;
-  uint64_t v2 = k0 ^ 0x6c7967656e657261ULL;
-  uint64_t v3 = k1 ^ 0x7465646279746573ULL;
-  auto round = [&] {
-    v0 += v1;
-    v1 = rotl(v1, 13);
-    v1 ^= v0;
-    v0 = rotl(v0, 32);
-    v2 += v3;
-    v3 = rotl(v3, 16);
-    v3 ^= v2;
-    v0 += v3;
-    v3 = rotl(v3, 21);
-    v3 ^= v0;
-    v2 += v1;
-    v1 = rotl(v1, 17);
-    v1 ^= v2;
-    v2 = rotl(v2, 32);
-  };
-  auto block = [&](uint64_t b) {
-    v3 ^= b;
-    round();
-    round();
-    v0 ^= b;
-  };
-  block(m);
-  block(uint64_t(8) << 56);  // final block: message length 8, no tail bytes
-  v2 ^= 0xff;
-  round();
-  round();
-  round();
-  round();
-  return v0 ^ v1 ^ v2 ^ v3;
 }
 
 constexpr char kHex[] = "0123456789abcdef";
@@ -96,14 +56,15 @@ bool get_hex(std::string_view s, uint64_t& v) {
 }  // namespace
 
 session_registry::session_registry() {
-  uint64_t k[2];
-  random_bytes(k, sizeof k);
-  k0_ = k[0];
-  k1_ = k[1];
+  random_bytes(key_.data(), key_.size());
 }
 
 uint64_t session_registry::tag(uint64_t nonce) const {
-  return siphash_u64(k0_, k1_, nonce);
+  char bytes[sizeof nonce];
+  std::memcpy(bytes, &nonce, sizeof nonce);
+  net::siphash24 h(key_);
+  h.add(std::string_view(bytes, sizeof bytes));
+  return h.value();
 }
 
 void session_registry::make(char* out) const {

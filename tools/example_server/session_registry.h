@@ -7,6 +7,7 @@
 // sessions (DELETE /mcp) go into a mutex-guarded set that is consulted only once any session
 // has ended (one relaxed atomic load otherwise). Sessions do not expire.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -33,8 +34,7 @@ class session_registry {
   [[nodiscard]] uint64_t tag(uint64_t nonce) const;
   [[nodiscard]] bool issued(std::string_view id) const;
 
-  uint64_t k0_ = 0;
-  uint64_t k1_ = 0;
+  std::array<uint8_t, 16> key_{};  // SipHash-2-4 key (net/siphash.h)
   std::atomic<bool> any_ended_{false};
   mutable std::mutex mu_;
   std::unordered_set<std::string> ended_;
