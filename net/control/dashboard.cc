@@ -31,8 +31,8 @@ button{cursor:pointer;padding:3px 10px;margin-right:4px}.empty{color:#888}
 <section class="wide"><h2>Waiting for approval</h2>
 <table id="approvals"><thead><tr><th>id</th><th>tool</th><th>arguments</th><th>grant</th><th>session</th><th>age</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Top tools</h2><table id="tools"><thead><tr><th>tool</th><th>total</th><th>allow</th><th>deny</th><th>limited</th><th>approval</th></tr></thead><tbody></tbody></table></section>
-<section class="wide"><h2>Upstream</h2><table id="upstream"><thead><tr><th>calls/s</th><th>failed/s</th><th>failures since start</th><th>connections idle · busy · stream</th><th>waiting</th><th>slow clients held · cut off</th></tr></thead><tbody><tr><td></td><td></td><td></td><td></td><td></td><td></td></tr></tbody></table></section>
 <section><h2>Recent refusals</h2><table id="refusals"><thead><tr><th>time</th><th>tool</th><th>verdict</th><th>reason</th></tr></thead><tbody></tbody></table></section>
+<section class="wide"><h2>Upstream</h2><table id="upstream"><thead><tr><th>calls/s</th><th>failed/s</th><th>failures since start</th><th>connections idle · busy · stream</th><th>waiting</th><th>slow clients held · cut off</th></tr></thead><tbody><tr><td></td><td></td><td></td><td></td><td></td><td></td></tr></tbody></table></section>
 </main>
 <script>
 "use strict";

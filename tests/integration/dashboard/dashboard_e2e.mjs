@@ -42,6 +42,14 @@ try {
   await row.waitFor({ state: "detached" });
   // The refusal list and top tools render from the same stats.
   await page.locator("#tools tbody tr", { hasText: "run_query" }).waitFor();
+  // The upstream section: the approved call went upstream, nothing failed, its connection is
+  // back in the pool (idle · busy · stream).
+  const upstream = page.locator("#upstream tbody tr");
+  await upstream.locator("td:nth-child(3)", { hasText: "none" }).waitFor();
+  await upstream.locator("td:nth-child(4)", { hasText: /^[1-9]\d* · 0 · 0$/ }).waitFor();
+  if (process.env.SLUICE_DASHBOARD_SCREENSHOT) {
+    await page.screenshot({ path: process.env.SLUICE_DASHBOARD_SCREENSHOT, fullPage: true });
+  }
   console.log("dashboard e2e: ok");
 } catch (e) {
   failed = true;
