@@ -10,12 +10,6 @@
 #include "net/grants.h"
 
 namespace sluice::net {
-namespace {
-
-constexpr char kHex[] = "0123456789abcdef";
-
-}  // namespace
-
 std::array<uint8_t, 16> session_binding::random_key() {
   std::array<uint8_t, 16> key{};
   size_t got = 0;
@@ -63,11 +57,9 @@ uint64_t session_binding::tag(std::string_view grant, std::string_view upstream_
 
 void session_binding::append_tag(std::string& out, std::string_view grant,
                                  std::string_view upstream_id) const {
-  uint64_t t = tag(grant, upstream_id);
   char text[kTagChars];
   text[0] = '.';
-  for (size_t i = kTagChars - 1; i > 0; --i, t >>= 4)
-    text[i] = kHex[t & 0xf];
+  put_hex64(text + 1, tag(grant, upstream_id));
   out.append(text, sizeof text);
 }
 
@@ -76,18 +68,8 @@ bool session_binding::verify(std::string_view grant, std::string_view client_id,
   if (client_id.size() <= kTagChars || client_id[client_id.size() - kTagChars] != '.') {
     return false;
   }
-  uint64_t given = 0;
-  for (const char c : client_id.substr(client_id.size() - kTagChars + 1)) {
-    unsigned d;
-    if (c >= '0' && c <= '9') {
-      d = unsigned(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      d = unsigned(c - 'a' + 10);
-    } else {
-      return false;
-    }
-    given = (given << 4) | d;
-  }
+  uint64_t given;
+  if (!parse_hex64(client_id.substr(client_id.size() - kTagChars + 1), given)) return false;
   const std::string_view id = client_id.substr(0, client_id.size() - kTagChars);
   // One comparison of two whole words: how far a guess matched does not show in the time.
   if ((given ^ tag(grant, id)) != 0) return false;

@@ -98,4 +98,29 @@ class siphash24 {
   uint64_t length_ = 0;  // bytes added
 };
 
+// A 64-bit tag as 16 lowercase hex digits, most significant first: written into out[0..16).
+inline void put_hex64(char* out, uint64_t v) {
+  constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, v >>= 4)
+    out[i] = kHex[v & 0xf];
+}
+
+// The value of exactly 16 lowercase hex digits; false for anything else.
+inline bool parse_hex64(std::string_view s, uint64_t& v) {
+  if (s.size() != 16) return false;
+  v = 0;
+  for (const char c : s) {
+    unsigned d;
+    if (c >= '0' && c <= '9') {
+      d = unsigned(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      d = unsigned(c - 'a' + 10);
+    } else {
+      return false;
+    }
+    v = (v << 4) | d;
+  }
+  return true;
+}
+
 }  // namespace sluice::net

@@ -338,12 +338,19 @@ TEST(StdioUpstream, UnknownSessionIs404AndDeleteEndsTheProcess) {
 // createMcpExpressApp, whose express.json() decodes a body in whatever charset the request's
 // Content-Type names). In UTF-7 "+AC8-" is "/": without the charset check the server read
 // "/etc/passwd" from a call Sluice had allowed as "+AC8-etc/passwd".
-TEST(SdkExpressUpstream, NoCharsetMakesTheServerReadAnotherCall) {
-  if (!have_node_deps() || access((node_modules() + "/express/package.json").c_str(), R_OK) != 0)
-    GTEST_SKIP() << "node or node_modules missing: run tools/install-deps.sh";
-  auto upstream = process::spawn(
-      node(), {source_root() + "/tests/integration/fixtures/sdk_express_server.mjs"});
-  ASSERT_TRUE(upstream && upstream->wait_ready(kNodeTimeout));
+class SdkExpressUpstream : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!have_node_deps() || access((node_modules() + "/express/package.json").c_str(), R_OK) != 0)
+      GTEST_SKIP() << "node or node_modules missing: run tools/install-deps.sh";
+    upstream = process::spawn(
+        node(), {source_root() + "/tests/integration/fixtures/sdk_express_server.mjs"});
+    ASSERT_TRUE(upstream && upstream->wait_ready(kNodeTimeout));
+  }
+  std::unique_ptr<process> upstream;
+};
+
+TEST_F(SdkExpressUpstream, NoCharsetMakesTheServerReadAnotherCall) {
   auto sluice = process::spawn(binary_path("SLUICE_BIN"),
                                {"serve", "--policy", binary_path("POLICY_DIR") + "/gateway.json",
                                 "--listen", "127.0.0.1:0", "--shards", "1", "--upstream",
@@ -388,12 +395,7 @@ TEST(SdkExpressUpstream, NoCharsetMakesTheServerReadAnotherCall) {
 // A stateless server (no session ids issued, none checked) behind a session-scoped limit: an
 // agent that makes up a new Mcp-Session-Id for each call gets 404 from Sluice, not a new
 // count, because only ids Sluice handed out name sessions (net/session_binding.h).
-TEST(SdkExpressUpstream, InventedSessionIdsDoNotResetASessionLimit) {
-  if (!have_node_deps() || access((node_modules() + "/express/package.json").c_str(), R_OK) != 0)
-    GTEST_SKIP() << "node or node_modules missing: run tools/install-deps.sh";
-  auto upstream = process::spawn(
-      node(), {source_root() + "/tests/integration/fixtures/sdk_express_server.mjs"});
-  ASSERT_TRUE(upstream && upstream->wait_ready(kNodeTimeout));
+TEST_F(SdkExpressUpstream, InventedSessionIdsDoNotResetASessionLimit) {
   sluice::testing::temp_file policy(
       R"({"version":"1","default":"deny","tools":{"read_file":{"limits":[)"
       R"({"counter":"reads","window":4294967295,"max":2,"scope":"session"}]}}})");

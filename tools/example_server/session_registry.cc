@@ -28,31 +28,6 @@ void random_bytes(void* out, size_t n) {
   }
 }
 
-constexpr char kHex[] = "0123456789abcdef";
-
-void put_hex(char* out, uint64_t v) {
-  for (int i = 15; i >= 0; --i) {
-    out[i] = kHex[v & 0xf];
-    v >>= 4;
-  }
-}
-
-bool get_hex(std::string_view s, uint64_t& v) {
-  v = 0;
-  for (char c : s) {
-    unsigned d;
-    if (c >= '0' && c <= '9') {
-      d = unsigned(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      d = unsigned(c - 'a' + 10);
-    } else {
-      return false;
-    }
-    v = (v << 4) | d;
-  }
-  return true;
-}
-
 }  // namespace
 
 session_registry::session_registry() {
@@ -70,14 +45,15 @@ uint64_t session_registry::tag(uint64_t nonce) const {
 void session_registry::make(char* out) const {
   uint64_t nonce;
   random_bytes(&nonce, sizeof nonce);
-  put_hex(out, nonce);
-  put_hex(out + 16, tag(nonce));
+  net::put_hex64(out, nonce);
+  net::put_hex64(out + 16, tag(nonce));
 }
 
 bool session_registry::issued(std::string_view id) const {
   if (id.size() != kIdSize) return false;
   uint64_t nonce, t;
-  if (!get_hex(id.substr(0, 16), nonce) || !get_hex(id.substr(16), t)) return false;
+  if (!net::parse_hex64(id.substr(0, 16), nonce) || !net::parse_hex64(id.substr(16), t))
+    return false;
   return tag(nonce) == t;
 }
 
