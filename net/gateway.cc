@@ -342,15 +342,16 @@ class gateway_shard final : public request_handler, public control::shard_contro
   }
 
   // An MCP endpoint's session: the Mcp-Session-Id a request names must carry the tag Sluice
-  // gave it for this grant (net/session_binding.h); who.session is then the upstream's id.
-  // Answers 404 and returns false otherwise, as a server does for a session it does not know:
-  // an MCP client then starts a new session.
-  bool admit_session(const http_request& req, response_slot& slot, policy::identity& who) {
+  // gave it for this grant on this endpoint (net/session_binding.h); who.session is then the
+  // upstream's id. Answers 404 and returns false otherwise, as a server does for a session it
+  // does not know: an MCP client then starts a new session.
+  bool admit_session(const route& r, const http_request& req, response_slot& slot,
+                     policy::identity& who) {
     if (req.mcp_session_id.empty()) return true;
-    if (sessions_.verify(who.grant, req.mcp_session_id, who.session)) return true;
+    if (sessions_.verify(r.path, who.grant, req.mcp_session_id, who.session)) return true;
     respond_rpc_error(slot, 404, {}, kErrorNoSession,
                       "Session not found: this Mcp-Session-Id was not issued to this caller "
-                      "through this gateway; start a new session with initialize");
+                      "on this endpoint; start a new session with initialize");
     return false;
   }
 
@@ -420,11 +421,11 @@ class gateway_shard final : public request_handler, public control::shard_contro
   void mcp(route& r, const http_request& req, response_slot& slot) {
     policy::identity who;
     if (req.method == "POST") {
-      if (!admit(req, slot, who) || !admit_session(req, slot, who)) return;
+      if (!admit(req, slot, who) || !admit_session(r, req, slot, who)) return;
       return mcp_post(r, req, slot, who);
     }
     if (req.method == "GET" || req.method == "DELETE") {
-      if (!admit(req, slot, who) || !admit_session(req, slot, who)) return;
+      if (!admit(req, slot, who) || !admit_session(r, req, slot, who)) return;
       // These pass through undecided, so they may carry nothing to decide: a server that read
       // a message from their body would run a call no policy saw.
       if (!req.body.empty()) {
@@ -805,7 +806,8 @@ void forward::on_head(const upstream_response_head& head) {
   }
   content_type.assign(head.content_type);
   session_id.assign(head.mcp_session_id);
-  if (!session_id.empty()) owner->sessions().append_tag(session_id, grant, head.mcp_session_id);
+  if (!session_id.empty())
+    owner->sessions().append_tag(session_id, rt->path, grant, head.mcp_session_id);
   protocol_version.assign(head.mcp_protocol_version);
   sse = head.content_type.substr(0, kEventStream.size()) == kEventStream;
   // A JSON tools/list answer is held however it is framed, because it must be filtered before

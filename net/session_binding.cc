@@ -40,31 +40,36 @@ bool session_binding::key_from_file(const std::string& path, std::array<uint8_t,
   return true;
 }
 
-uint64_t session_binding::tag(std::string_view grant, std::string_view upstream_id) const {
-  // The id's length first, so that no other (grant, id) pair hashes the same bytes.
+uint64_t session_binding::tag(std::string_view endpoint, std::string_view grant,
+                              std::string_view upstream_id) const {
+  // Lengths before the id and the grant, so that no other triple hashes the same bytes.
   siphash24 h(key_);
-  char len[8];
-  uint64_t n = upstream_id.size();
-  for (char& c : len) {
-    c = static_cast<char>(n & 0xff);
-    n >>= 8;
-  }
-  h.add(std::string_view(len, sizeof len));
+  auto add_length = [&h](uint64_t n) {
+    char len[8];
+    for (char& c : len) {
+      c = static_cast<char>(n & 0xff);
+      n >>= 8;
+    }
+    h.add(std::string_view(len, sizeof len));
+  };
+  add_length(upstream_id.size());
   h.add(upstream_id);
+  add_length(grant.size());
   h.add(grant);
+  h.add(endpoint);
   return h.value();
 }
 
-void session_binding::append_tag(std::string& out, std::string_view grant,
-                                 std::string_view upstream_id) const {
+void session_binding::append_tag(std::string& out, std::string_view endpoint,
+                                 std::string_view grant, std::string_view upstream_id) const {
   char text[kTagChars];
   text[0] = '.';
-  put_hex64(text + 1, tag(grant, upstream_id));
+  put_hex64(text + 1, tag(endpoint, grant, upstream_id));
   out.append(text, sizeof text);
 }
 
-bool session_binding::verify(std::string_view grant, std::string_view client_id,
-                             std::string_view& upstream_id) const {
+bool session_binding::verify(std::string_view endpoint, std::string_view grant,
+                             std::string_view client_id, std::string_view& upstream_id) const {
   if (client_id.size() <= kTagChars || client_id[client_id.size() - kTagChars] != '.') {
     return false;
   }
@@ -72,7 +77,7 @@ bool session_binding::verify(std::string_view grant, std::string_view client_id,
   if (!parse_hex64(client_id.substr(client_id.size() - kTagChars + 1), given)) return false;
   const std::string_view id = client_id.substr(0, client_id.size() - kTagChars);
   // One comparison of two whole words: how far a guess matched does not show in the time.
-  if ((given ^ tag(grant, id)) != 0) return false;
+  if ((given ^ tag(endpoint, grant, id)) != 0) return false;
   upstream_id = id;
   return true;
 }

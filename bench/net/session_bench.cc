@@ -24,7 +24,7 @@ void BM_SessionTag(benchmark::State& state) {
   out.reserve(128);
   for (auto _ : state) {
     out.assign(kUpstreamId);
-    b.append_tag(out, kGrant, kUpstreamId);
+    b.append_tag(out, "/mcp", kGrant, kUpstreamId);
     benchmark::DoNotOptimize(out.data());
   }
 }
@@ -34,10 +34,10 @@ BENCHMARK(BM_SessionTag);
 void BM_SessionVerify(benchmark::State& state) {
   const session_binding b(kKey);
   std::string sid = kUpstreamId;
-  b.append_tag(sid, kGrant, kUpstreamId);
+  b.append_tag(sid, "/mcp", kGrant, kUpstreamId);
   for (auto _ : state) {
     std::string_view up;
-    bool ok = b.verify(kGrant, sid, up);
+    bool ok = b.verify("/mcp", kGrant, sid, up);
     benchmark::DoNotOptimize(ok);
     benchmark::DoNotOptimize(up);
   }

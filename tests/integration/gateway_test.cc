@@ -325,7 +325,7 @@ TEST_F(gateway, SessionIdIsPassedBackAndForwarded) {
   auto after = post(rpc("5", "ping"), {{"Mcp-Session-Id", sid}});
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 404);
-  EXPECT_FALSE(contains(after->body, "through this gateway")) << after->body;
+  EXPECT_FALSE(contains(after->body, "on this endpoint")) << after->body;
 }
 
 // A session belongs to the grant that opened it: a leaked session id is of no use to another

@@ -215,6 +215,32 @@ TEST_F(servers, RateLimitCountersAreKeptApartByServer) {
   EXPECT_EQ(call_count(*b_), 2u);
 }
 
+// A session id is bound to the endpoint it was issued on: server a's session cannot be named
+// at b's path (b would count it as a session of its own, or forward it to its server).
+TEST_F(servers, SessionIdsServeOnlyTheServerThatIssuedThem) {
+  ASSERT_NO_FATAL_FAILURE(start({"--shards", "2"}));
+  const std::string init =
+      R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":)"
+      R"("2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})";
+  auto opened = post("/servers/a/mcp", init);
+  ASSERT_TRUE(opened);
+  ASSERT_EQ(opened->status, 200) << opened->body;
+  const std::string sid(opened->header_or_empty("Mcp-Session-Id"));
+  ASSERT_FALSE(sid.empty());
+  const header_list session = {{"Mcp-Session-Id", sid}};
+  const std::string echo = call("1", "echo", R"({"text":"x"})");
+  auto at_b = post("/servers/b/mcp", call("1", "read_file", R"({"path":"x"})"), session);
+  ASSERT_TRUE(at_b);
+  EXPECT_EQ(at_b->status, 404) << at_b->body;
+  EXPECT_TRUE(contains(at_b->body, "on this endpoint")) << at_b->body;
+  EXPECT_EQ(call_count(*b_), 0u);
+  auto at_a = post("/servers/a/mcp", echo, session);
+  ASSERT_TRUE(at_a);
+  EXPECT_EQ(at_a->status, 200) << at_a->body;
+  EXPECT_EQ(json(at_a->body).str("/result/content/0/text"), "x") << at_a->body;
+  EXPECT_EQ(call_count(*a_), 1u);
+}
+
 // Every spelling gets its documented answer, and none reaches the other server.
 TEST_F(servers, PathSpellingsNeverReachAnotherServer) {
   ASSERT_NO_FATAL_FAILURE(start({"--shards", "2"}));

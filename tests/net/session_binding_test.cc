@@ -51,7 +51,7 @@ TEST(siphash24, AddingInPiecesIsAddingAtOnce) {
 
 std::string bound(const session_binding& b, std::string_view grant, std::string_view id) {
   std::string out(id);
-  b.append_tag(out, grant, id);
+  b.append_tag(out, "/mcp", grant, id);
   return out;
 }
 
@@ -60,7 +60,7 @@ TEST(session_binding, TheGrantItWasGivenToGetsTheUpstreamsIdBack) {
   const std::string sid = bound(b, "ci-agent", "8f3c2a.session-1");
   ASSERT_EQ(sid.size(), std::string("8f3c2a.session-1").size() + session_binding::kTagChars);
   std::string_view up;
-  ASSERT_TRUE(b.verify("ci-agent", sid, up));
+  ASSERT_TRUE(b.verify("/mcp", "ci-agent", sid, up));
   EXPECT_EQ(up, "8f3c2a.session-1");  // a '.' in the upstream's id is kept
 }
 
@@ -68,30 +68,35 @@ TEST(session_binding, AnyOtherCallerOrAnyChangeIsRefused) {
   const session_binding b(kKey);
   const std::string sid = bound(b, "ci-agent", "abc");
   std::string_view up = "untouched";
-  EXPECT_FALSE(b.verify("ci-agent2", sid, up));  // another grant
-  EXPECT_FALSE(b.verify("ci-agen", sid, up));
-  EXPECT_FALSE(b.verify("ci-agent", "abd" + sid.substr(3), up));  // another id, same tag
+  EXPECT_FALSE(b.verify("/mcp", "ci-agent2", sid, up));  // another grant
+  EXPECT_FALSE(b.verify("/mcp", "ci-agen", sid, up));
+  EXPECT_FALSE(b.verify("/mcp", "ci-agent", "abd" + sid.substr(3), up));  // another id, same tag
   std::array<uint8_t, 16> other = kKey;
   other[15] ^= 1;
-  EXPECT_FALSE(session_binding(other).verify("ci-agent", sid, up));  // another key
-  for (size_t i = 4; i < sid.size(); ++i) {                          // every tag digit, changed
+  EXPECT_FALSE(session_binding(other).verify("/mcp", "ci-agent", sid, up));  // another key
+  for (size_t i = 4; i < sid.size(); ++i) {  // every tag digit, changed
     std::string t = sid;
     t[i] = t[i] == '0' ? '1' : '0';
-    EXPECT_FALSE(b.verify("ci-agent", t, up)) << t;
+    EXPECT_FALSE(b.verify("/mcp", "ci-agent", t, up)) << t;
   }
   std::string upper = sid;
   for (char& c : upper)
     if (c >= 'a' && c <= 'f') c = static_cast<char>(c - 'a' + 'A');
-  EXPECT_FALSE(b.verify("ci-agent", upper, up));
-  EXPECT_FALSE(b.verify("ci-agent", "abc", up));                          // no tag
-  EXPECT_FALSE(b.verify("ci-agent", sid.substr(3), up));                  // a tag and no id
-  EXPECT_FALSE(b.verify("ci-agent", sid.substr(0, sid.size() - 1), up));  // a digit short
-  EXPECT_FALSE(b.verify("ci-agent", sid + "0", up));
-  EXPECT_FALSE(b.verify("ci-agent", "a\rc" + sid.substr(3), up));
+  EXPECT_FALSE(b.verify("/mcp", "ci-agent", upper, up));
+  EXPECT_FALSE(b.verify("/mcp", "ci-agent", "abc", up));                          // no tag
+  EXPECT_FALSE(b.verify("/mcp", "ci-agent", sid.substr(3), up));                  // a tag and no id
+  EXPECT_FALSE(b.verify("/mcp", "ci-agent", sid.substr(0, sid.size() - 1), up));  // a digit short
+  EXPECT_FALSE(b.verify("/mcp", "ci-agent", sid + "0", up));
+  EXPECT_FALSE(b.verify("/mcp", "ci-agent", "a\rc" + sid.substr(3), up));
   EXPECT_EQ(up, "untouched");
-  // The id's length is hashed with it: moving bytes between id and grant changes the tag.
+  // Lengths are hashed too: moving bytes between id, grant and endpoint changes the tag.
   EXPECT_NE(bound(b, "xy", "ab").substr(2), bound(b, "y", "abx").substr(3));
-  EXPECT_TRUE(b.verify("ci-agent", sid, up));
+  std::string other_endpoint = "abc";
+  b.append_tag(other_endpoint, "/mcpci-agent", "", "abc");
+  EXPECT_NE(other_endpoint, sid);
+  // Another endpoint: the session of one server cannot be named at another's path.
+  EXPECT_FALSE(b.verify("/servers/b/mcp", "ci-agent", sid, up));
+  EXPECT_TRUE(b.verify("/mcp", "ci-agent", sid, up));
 }
 
 TEST(session_binding, AKeyFileGivesTheSameKeyToEveryProcess) {
