@@ -156,6 +156,19 @@ void runtime::stop(std::chrono::steady_clock::time_point deadline) {
     s->request_stop(deadline);
 }
 
+std::vector<unsigned> runtime::stalled_shards() {
+  std::vector<unsigned> stalled;
+  const bool first = seen_iterations_.size() != shards_.size();
+  seen_iterations_.resize(shards_.size());
+  for (unsigned i = 0; i < shards_.size(); ++i) {
+    const uint64_t n = shards_[i]->iterations();
+    if (!first && n == seen_iterations_[i]) stalled.push_back(i);
+    seen_iterations_[i] = n;
+    shards_[i]->wake();
+  }
+  return stalled;
+}
+
 void runtime::join() {
   for (auto& t : threads_) {
     if (t.joinable()) t.join();

@@ -55,9 +55,15 @@ class runtime {
   [[nodiscard]] unsigned shard_count() const { return unsigned(shards_.size()); }
   [[nodiscard]] shard& shard_at(unsigned i) { return *shards_[i]; }
 
+  // One thread (a watchdog), called at intervals: the shards whose loop has not turned since
+  // the previous call (none on the first call); then wakes every shard, so that a live one
+  // turns before the next call even when it has nothing to do.
+  [[nodiscard]] std::vector<unsigned> stalled_shards();
+
  private:
   std::vector<std::unique_ptr<shard>> shards_;
   std::vector<std::thread> threads_;
+  std::vector<uint64_t> seen_iterations_;  // stalled_shards(): each shard's count last time
   sockaddr_storage bound_{};
   uint16_t port_ = 0;
 };

@@ -291,6 +291,7 @@ void shard::run() {
     // One submit per iteration; with DEFER_TASKRUN this is also where completions are reaped.
     io_uring_submit_and_wait(&ring_, loop_again_ ? 0 : 1);
     loop_again_ = false;
+    iterations_.store(iterations_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     update_now();
     handle_cqes();
     buffers_.publish();

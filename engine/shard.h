@@ -46,6 +46,9 @@ class shard {
   void request_stop(std::chrono::steady_clock::time_point deadline);
   // Any thread: wake the loop (e.g. after pushing into one of its queues).
   void wake();
+  // Any thread: loop iterations so far. A watchdog that wakes the shard and finds this number
+  // unchanged a while later knows the loop is stuck (runtime::stalled_shards).
+  [[nodiscard]] uint64_t iterations() const { return iterations_.load(std::memory_order_relaxed); }
   // Called on the shard's thread once per loop iteration, after completions and timers and
   // before sends, so whatever it answers leaves in the same iteration (e.g. drain a queue that
   // another thread fills and wake()s us for). One hook; nullptr removes it.
@@ -159,6 +162,7 @@ class shard {
   __kernel_timespec accept_retry_ts_{};
 
   std::atomic<int64_t> stop_deadline_{0};  // written by any thread, read by the shard
+  std::atomic<uint64_t> iterations_{0};    // written by the shard only, read by any thread
   bool draining_ = false;
   int64_t drain_deadline_ = 0;
 };

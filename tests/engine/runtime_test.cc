@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/signals.h"
@@ -357,6 +358,76 @@ TEST(runtime, stop_closes_idle_connections_and_on_closed_runs) {
   // The port is no longer accepting.
   test::client d;
   EXPECT_FALSE(d.connect(rt.port()));
+}
+
+// "stall\n" blocks its shard's thread inside on_data until released: a stuck loop.
+std::atomic<int> g_stalled_shard{-1};
+std::atomic<bool> g_release{false};
+
+class stalling_handler : public connection_handler {
+ public:
+  void on_open(connection&) override {}
+  void on_data(connection& conn, std::span<const char> bytes) override {
+    if (std::string_view(bytes.data(), bytes.size()) != "stall\n") return;
+    g_stalled_shard = int(conn.owner().id());
+    while (!g_release.load())
+      std::this_thread::yield();
+    conn.send(std::string_view("released\n"));
+  }
+  void on_closed(connection&) override {}
+};
+
+// The watchdog's check (sluice serve withholds systemd's ping on it): a shard stuck inside a
+// handler is reported, an idle one is not (stalled_shards() wakes it), and a released one
+// turns again.
+TEST(runtime, stalled_shards_names_a_stuck_loop_and_only_it) {
+  runtime rt;
+  ASSERT_TRUE(
+      rt.start(small_config(2), [](shard&) { return std::make_unique<stalling_handler>(); }).ok());
+  EXPECT_TRUE(rt.stalled_shards().empty());  // the first call sets the baseline
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  // Wakes the shards (but `skip`) and waits until each has turned its loop once more.
+  auto turn = [&](int skip) {
+    std::vector<uint64_t> before;
+    for (unsigned k = 0; k < rt.shard_count(); ++k) {
+      before.push_back(rt.shard_at(k).iterations());
+      if (int(k) != skip) rt.shard_at(k).wake();
+    }
+    for (unsigned k = 0; k < rt.shard_count(); ++k) {
+      while (int(k) != skip && rt.shard_at(k).iterations() == before[k] &&
+             std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
+    }
+  };
+  // Idle shards are woken and turn: not reported. (A watchdog waits seconds between calls;
+  // the test waits for the turn instead.)
+  for (int i = 0; i < 5; ++i) {
+    turn(-1);
+    EXPECT_TRUE(rt.stalled_shards().empty()) << i;
+  }
+  test::client c(rt.port());
+  ASSERT_TRUE(c.write("stall\n"));
+  while (g_stalled_shard.load() < 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  const int stuck = g_stalled_shard.load();
+  ASSERT_GE(stuck, 0);
+  // The stuck shard is reported (from the first call after its last turn), the other is not.
+  std::vector<unsigned> stalled;
+  while (stalled.empty() && std::chrono::steady_clock::now() < deadline) {
+    turn(stuck);
+    stalled = rt.stalled_shards();
+  }
+  EXPECT_EQ(stalled, std::vector<unsigned>{unsigned(stuck)});
+  turn(stuck);
+  EXPECT_EQ(rt.stalled_shards(), std::vector<unsigned>{unsigned(stuck)});
+  g_release = true;
+  std::string got;
+  ASSERT_TRUE(c.read_exact(9, got));
+  EXPECT_EQ(got, "released\n");
+  turn(-1);
+  EXPECT_TRUE(rt.stalled_shards().empty());
+  rt.stop(1s);
+  rt.join();
 }
 
 TEST(signals, blocked_signal_is_waited_for) {

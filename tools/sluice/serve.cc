@@ -227,8 +227,9 @@ void print_usage(FILE* f) {
       "forwarding what it allows to --upstream, and the decision service on --decide-path.\n"
       "Prints one line, `sluice listening on HOST:PORT`, once it serves. SIGTERM or SIGINT:\n"
       "stop accepting, finish in-flight requests (up to --drain-timeout-ms), exit 0.\n"
-      "Under systemd (Type=notify) it sends READY=1, WATCHDOG=1 every WATCHDOG_USEC/2 and\n"
-      "STOPPING=1 to $NOTIFY_SOCKET.\n"
+      "Under systemd (Type=notify) it sends READY=1, WATCHDOG=1 every WATCHDOG_USEC/2 while\n"
+      "every shard's event loop turns (a stuck shard withholds it), and STOPPING=1 to\n"
+      "$NOTIFY_SOCKET.\n"
       "\n"
       "options:\n"
       "  --config FILE              a JSON object with any of the options below as keys\n"
@@ -704,9 +705,27 @@ int run_serve(std::span<char* const> args) {
       sig = control::reload_on_hangup(plane.get(), engine::wait_for_shutdown_signal());
     } while (sig == 0);
   } else {
+    // A ping says every shard's loop turned since the last one, not only that this thread
+    // lives: a stuck shard withholds it, and systemd restarts the service.
+    engine::runtime& rt = server.runtime();
+    (void)rt.stalled_shards();  // the baseline
+    bool withheld = false;
     while ((sig = control::reload_on_hangup(plane.get(),
-                                            engine::wait_for_shutdown_signal(watchdog))) == 0)
-      sd_notify("WATCHDOG=1");
+                                            engine::wait_for_shutdown_signal(watchdog))) == 0) {
+      const std::vector<unsigned> stalled = rt.stalled_shards();
+      if (stalled.empty()) {
+        if (withheld)
+          std::fprintf(stderr, "sluice: every shard turns again: watchdog pings resume\n");
+        withheld = false;
+        sd_notify("WATCHDOG=1");
+      } else if (!withheld) {
+        withheld = true;
+        std::fprintf(stderr,
+                     "sluice: shard %u (of %zu stuck) has not turned its loop for %lld ms: "
+                     "watchdog pings withheld\n",
+                     stalled.front(), stalled.size(), static_cast<long long>(watchdog.count()));
+      }
+    }
   }
   sd_notify("STOPPING=1");
   std::fprintf(stderr, "sluice: signal %d: draining (up to %lld ms)\n", sig,
