@@ -1,7 +1,6 @@
 #include "net/cluster_redis.h"
 
 #include <hiredis/hiredis.h>
-#include <sys/random.h>
 #include <sys/time.h>
 
 #include <charconv>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "net/control/metrics.h"
+#include "net/random.h"
 
 namespace sluice::net {
 
@@ -173,10 +173,8 @@ struct cluster_redis::impl {
 cluster_redis::cluster_redis(cluster_options options,
                              std::shared_ptr<control::cluster_metrics> metrics)
     : options_(std::move(options)), metrics_(std::move(metrics)), impl_(std::make_unique<impl>()) {
-  while (options_.node_id == 0) {
-    if (getrandom(&options_.node_id, sizeof options_.node_id, 0) != sizeof options_.node_id)
-      options_.node_id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(this)) ^ 0x9e37;
-  }
+  while (options_.node_id == 0)
+    fill_random(&options_.node_id, sizeof options_.node_id);
   append_hex(impl_->node_hex, options_.node_id);
   impl_->node_key = "sluice:n:" + impl_->node_hex;
   impl_->ttl_ms = std::to_string(options_.lease_ttl.count());

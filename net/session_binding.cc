@@ -1,31 +1,18 @@
 #include "net/session_binding.h"
 
-#include <sys/random.h>
-
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <random>
 
 #include "net/grants.h"
+#include "net/random.h"
 
 namespace sluice::net {
 
 std::array<uint8_t, 16> session_binding::random_key() {
   std::array<uint8_t, 16> key{};
-  size_t got = 0;
-  while (got < key.size()) {
-    const ssize_t n = getrandom(key.data() + got, key.size() - got, 0);
-    if (n > 0) {
-      got += static_cast<size_t>(n);
-    } else if (errno != EINTR) {
-      // No getrandom (a sandbox that filters it): the C++ library's source instead.
-      std::random_device rd;
-      for (; got < key.size(); ++got)
-        key[got] = static_cast<uint8_t>(rd());
-    }
-  }
+  fill_random(key.data(), key.size());
   return key;
 }
 

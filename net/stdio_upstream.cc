@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <simdjson.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <cstring>
 
 #include "net/http1.h"
+#include "net/random.h"
 
 namespace sluice::net {
 
@@ -33,11 +33,7 @@ constexpr size_t kMaxLine = 16 << 20;          // a longer stdout line is garbag
 // an id unguessable.
 std::string new_session_id(unsigned shard) {
   unsigned char raw[16];
-  size_t got = 0;
-  while (got < sizeof raw) {
-    const ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
+  fill_random(raw, sizeof raw);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string id;
   for (unsigned char c : raw) {

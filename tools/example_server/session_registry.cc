@@ -1,37 +1,14 @@
 #include "tools/example_server/session_registry.h"
 
-#include <sys/random.h>
-
 #include <cstring>
-#include <random>
 
+#include "net/random.h"
 #include "net/siphash.h"
 
 namespace sluice::example {
 
-namespace {
-
-void random_bytes(void* out, size_t n) {
-  auto* p = static_cast<unsigned char*>(out);
-  while (n > 0) {
-    ssize_t got = ::getrandom(p, n, 0);
-    if (got <= 0) {
-      // getrandom cannot fail for small requests on Linux >= 3.17 once the pool is ready; keep
-      // a fallback so a session id is never all zeros.
-      std::random_device rd;
-      for (; n > 0; --n)
-        *p++ = static_cast<unsigned char>(rd());
-      return;
-    }
-    p += got;
-    n -= size_t(got);
-  }
-}
-
-}  // namespace
-
 session_registry::session_registry() {
-  random_bytes(key_.data(), key_.size());
+  net::fill_random(key_.data(), key_.size());
 }
 
 uint64_t session_registry::tag(uint64_t nonce) const {
@@ -44,7 +21,7 @@ uint64_t session_registry::tag(uint64_t nonce) const {
 
 void session_registry::make(char* out) const {
   uint64_t nonce;
-  random_bytes(&nonce, sizeof nonce);
+  net::fill_random(&nonce, sizeof nonce);
   net::put_hex64(out, nonce);
   net::put_hex64(out + 16, tag(nonce));
 }
