@@ -66,8 +66,8 @@ class http_conn final : public request_sink {
     if (write_seq_ != next_seq_) handler_->on_answers_abandoned();
     parser_.reset();
     for (uint32_t s = write_seq_; s != next_seq_ + 1; ++s)  // + 1: a held "100 Continue"
-      holders_[s & mask_] = holder_reset();
-    next_seq_ = write_seq_ = 0;
+      at(s) = holder_reset();
+    next_seq_ = write_seq_ = base_ = 0;
     close_after_ = draining_ = out_paused_ = false;
     waiters_ = 0;
     timer_mode_ = timer_mode::none;
@@ -115,7 +115,7 @@ class http_conn final : public request_sink {
   [[nodiscard]] size_t queued(uint32_t seq) const {
     size_t n = conn_->pending_output();
     for (uint32_t s = write_seq_; s != seq + 1; ++s)
-      n += holders_[s & mask_].buf.size();
+      n += at(s).buf.size();
     return n;
   }
   [[nodiscard]] size_t max_output() const { return limits_.max_output_bytes; }
@@ -158,8 +158,9 @@ class http_conn final : public request_sink {
   // request_sink
   bool on_parsed(const http_request& req) override {
     timer_mode_ = timer_mode::none;  // the next request gets a fresh header timeout
+    rebase();
     uint32_t seq = next_seq_++;
-    holder& h = holders_[seq & mask_];
+    holder& h = at(seq);
     if (next_seq_ - write_seq_ > limits_.max_pipelined) {
       h.close = true;
       close_after_ = true;
@@ -206,9 +207,19 @@ class http_conn final : public request_sink {
 
   [[nodiscard]] bool valid(uint32_t gen, uint32_t seq) const {
     return conn_ != nullptr && gen == gen_ && seq - write_seq_ < next_seq_ - write_seq_ &&
-           !holders_[seq & mask_].done;
+           !at(seq).done;
   }
-  holder& at(uint32_t seq) { return holders_[seq & mask_]; }
+  // Sequence numbers grow for the connection's life (a slot names one request forever); the
+  // holders are a ring indexed from base_, the first request after the connection last owed
+  // nothing. Unpipelined, every request then uses the first holder, one cache line that stays
+  // warm, instead of walking the whole ring (9 KiB a connection) one cold line per request.
+  holder& at(uint32_t seq) { return holders_[(seq - base_) & mask_]; }
+  [[nodiscard]] const holder& at(uint32_t seq) const { return holders_[(seq - base_) & mask_]; }
+  // Nothing owed: every holder is recycled and none holds a "100 Continue" (it went straight
+  // out, or promote() sent it when its request became the head), so the ring restarts here.
+  void rebase() {
+    if (write_seq_ == next_seq_) base_ = next_seq_;
+  }
 
   // Whether the answer to seq ends the connection: asked for, or the last one owed while
   // stopping (or after the peer's EOF). Marks it so complete() closes.
@@ -283,7 +294,7 @@ class http_conn final : public request_sink {
   void finish_close() {
     if (write_seq_ != next_seq_) handler_->on_answers_abandoned();
     for (uint32_t s = write_seq_; s != next_seq_; ++s)
-      holders_[s & mask_] = holder_reset();
+      at(s) = holder_reset();
     waiters_ = 0;
     write_seq_ = next_seq_;
     conn_->close();
@@ -291,6 +302,7 @@ class http_conn final : public request_sink {
 
   void send_error(int status) {
     close_after_ = true;
+    rebase();
     uint32_t seq = next_seq_++;
     at(seq).close = true;
     char buf[64];
@@ -328,6 +340,7 @@ class http_conn final : public request_sink {
   uint32_t gen_ = 1;
   uint32_t next_seq_ = 0;   // sequence number of the next parsed request
   uint32_t write_seq_ = 0;  // the request whose answer goes straight to the socket
+  uint32_t base_ = 0;       // the sequence number that uses holders_[0] (see at())
   std::unique_ptr<holder[]> holders_;
   uint32_t mask_ = 0;
   bool close_after_ = false;

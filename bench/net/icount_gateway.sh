@@ -6,6 +6,8 @@
 # unlike CPU time; the kernel's part (the socket operations) is not counted.
 #   bench/net/icount_gateway.sh [BUILD_DIR] [SECONDS]     (default build/release, 8)
 #   TARGET_PATH=/v1/decide PIPELINE=16 bench/net/icount_gateway.sh   per pipelined decision
+#   FOOTPRINT=1 bench/net/icount_gateway.sh   also the hot code's size (bench/net/code_footprint.py)
+#   KEEP_PROFILE=FILE bench/net/icount_gateway.sh   keeps the callgrind profile
 # Needs valgrind and wrk. Ports 18190 and 18193 must be free.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,7 +28,7 @@ trap cleanup EXIT
 write_policy "$work/policy.json"
 ports_free 18190 18193
 "$build/tools/example_server/sluice-example-server" --listen 127.0.0.1:18193 >/dev/null & pids+=($!)
-valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" ${FOOTPRINT:+--dump-instr=yes} \
   "$build/tools/sluice/sluice" serve --policy "$work/policy.json" --listen 127.0.0.1:18190 \
   --shards 1 --upstream http://127.0.0.1:18193/mcp >"$work/out" 2>"$work/err" & sluice_pid=$!
 for _ in $(seq 300); do grep -q listening "$work/out" && port_up 18193 && break; sleep 0.1; done
@@ -53,3 +55,5 @@ callgrind_annotate --inclusive=yes --threshold=100 "$profile" 2>/dev/null |
     gsub(/\(anonymous namespace\)/, "{anon}", name)
     sub(/\(.*$/, "", name)
     if (ir / n >= 100) printf "%8d  %s\n", ir / n, name }' | head -50
+if [ -n "${FOOTPRINT:-}" ]; then python3 "$root/bench/net/code_footprint.py" "$profile" "$calls"; fi
+if [ -n "${KEEP_PROFILE:-}" ]; then cp "$profile" "$KEEP_PROFILE"; fi

@@ -46,6 +46,16 @@ class test_handler : public request_handler {
       deferred_.push_back(slot);
       return;
     }
+    if (t == "/keep") {  // answered at once; the slot is kept (stale from then on)
+      kept_ = slot;
+      slot.respond(200, "text/plain", "kept");
+      return;
+    }
+    if (t == "/stale") {  // writes through the kept slot, then answers
+      kept_.respond(200, "text/plain", "written through a stale slot");
+      slot.respond(200, "text/plain", std::to_string(kept_.valid()));
+      return;
+    }
     if (t == "/deferred") {  // how many wait for /release
       slot.respond(200, "text/plain", std::to_string(deferred_.size()));
       return;
@@ -82,6 +92,7 @@ class test_handler : public request_handler {
  private:
   engine::shard& shard_;
   std::vector<response_slot> deferred_;
+  response_slot kept_;
   upstream_handler up_;
 };
 
@@ -141,6 +152,38 @@ TEST_F(http_server_test, pipelined_x16_in_one_write_answered_in_order) {
     ASSERT_TRUE(r) << i;
     EXPECT_EQ(r->body, "{\"i\":" + std::to_string(i) + "}");
   }
+}
+
+// Answers are held in a ring that restarts whenever nothing is owed; the requests' sequence
+// numbers do not. Pipelined, single and pipelined again on one connection, each answer comes
+// in order, and a slot kept from an answered request stays dead after the ring restarts.
+TEST_F(http_server_test, answer_order_and_stale_slots_across_idle_periods) {
+  start(1);
+  test::client c(port());
+  auto expect_bodies = [&](std::initializer_list<std::string_view> bodies) {
+    for (std::string_view b : bodies) {
+      auto r = c.read_response();
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->body, b);
+    }
+  };
+  ASSERT_TRUE(c.write("GET /keep HTTP/1.1\r\n\r\n"));
+  expect_bodies({"kept"});
+  ASSERT_TRUE(c.write("GET /defer HTTP/1.1\r\n\r\n" + post("/echo", "a") +
+                      "GET /release HTTP/1.1\r\n\r\n"));
+  expect_bodies({"deferred", "a", "release"});
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(c.write("GET /stale HTTP/1.1\r\n\r\n"));
+    expect_bodies({"0"});
+  }
+  std::string all;
+  for (int i = 0; i < 16; ++i)
+    all += post("/echo", std::to_string(i));
+  all += "GET /stale HTTP/1.1\r\n\r\n";
+  ASSERT_TRUE(c.write(all));
+  for (int i = 0; i < 16; ++i)
+    expect_bodies({std::to_string(i)});
+  expect_bodies({"0"});
 }
 
 TEST_F(http_server_test, one_byte_writes) {
