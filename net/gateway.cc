@@ -218,7 +218,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
       return respond_rpc_error(slot, 400, {}, kErrorBadPath, error);
     }
     if (route* r = find_route(path_)) return mcp(*r, req, slot);
-    if (settings_.serve_main && path_ == settings_.decide_path) return decide_service(req, slot);
+    if (settings_.serve_main && is_decide_path(path_)) return decide_service(req, slot);
     respond_rpc_error(slot, 404, {}, kErrorNoEndpoint, "not found: no MCP endpoint at this path");
   }
 
@@ -377,15 +377,26 @@ class gateway_shard final : public request_handler, public control::shard_contro
     slot.respond(200, {}, {}, std::span<const http_header>(cors, private_network ? 4 : 3));
   }
 
+  // The decision service's path, or a path under it: Envoy's HTTP ext_authz asks at its
+  // path_prefix followed by the client's own path (/v1/decide/mcp).
+  bool is_decide_path(std::string_view path) const {
+    const std::string_view d = settings_.decide_path;
+    return path.starts_with(d) && (path.size() == d.size() || path[d.size()] == '/');
+  }
+
   // POST /v1/decide: the status is the decision. Answers inline; does not allocate once warm.
+  // GET and DELETE (a proxy asking about the client's server stream or session end) carry no
+  // message: allowed for a known caller, as the gateway passes them through undecided.
   void decide_service(const http_request& req, response_slot& slot) {
-    if (req.method != "POST") {
-      if (req.method == "OPTIONS") return options(req, slot, "POST, OPTIONS");
-      static constexpr http_header kAllow[] = {{"Allow", "POST, OPTIONS"}};
+    const bool post = req.method == "POST";
+    if (!post && req.method != "GET" && req.method != "DELETE") {
+      if (req.method == "OPTIONS") return options(req, slot, "POST, GET, DELETE, OPTIONS");
+      static constexpr http_header kAllow[] = {{"Allow", "POST, GET, DELETE, OPTIONS"}};
       return respond_text(slot, 405, "POST an MCP message\n", kAllow);
     }
     policy::identity who;
     if (!admit(req, slot, who)) return;
+    if (!post) return decide_no_message(req, slot);
     // The caller is a proxy that speaks to the server itself: session ids are the server's.
     who.session = req.mcp_session_id;
     if (!charset_is_utf8(req.content_type)) {
@@ -400,6 +411,22 @@ class gateway_shard final : public request_handler, public control::shard_contro
       return slot.respond(400, kJson, out_);
     }
     decide_answer(req, slot, who);
+  }
+
+  void decide_no_message(const http_request& req, response_slot& slot) {
+    policy::decision d;
+    if (req.body.empty()) {
+      d.what = verdict::allow;
+      d.reason = "no message to decide: GET and DELETE pass as they do through the gateway";
+    } else {
+      // The server behind the caller would read a message the policy never saw.
+      d.what = verdict::invalid;
+      d.error = policy::rpc_error::invalid_request;
+      d.reason = "GET and DELETE carry no body: messages go in a POST";
+    }
+    out_.clear();
+    append_decision_body(out_, d);
+    slot.respond(decision_status(d.what), kJson, out_);
   }
 
   void decide_answer(const http_request& req, response_slot& slot, const policy::identity& who) {

@@ -136,9 +136,10 @@ class bench_gateway : public ::testing::Test {
     const std::string policy = write_temp("policy.json", R"({"version":"1","default":"allow",
       "tools":{"delete_bucket":{"action":"deny","reason":"no deleting"},
                "write_file":{"limits":[{"counter":"w","window":4294967295,"max":5,"scope":"grant"}]}}})");
-    const std::string grants = write_temp(
-        "grants.json", std::string(R"({"grants":[{"name":"a","token_sha256":")") + sha("token-a") +
-                           R"("},{"name":"b","token_sha256":")" + sha("token-b") + R"("}]})");
+    const std::string grants =
+        write_temp("grants.json", std::string(R"({"grants":[{"name":"a","token_sha256":")") +
+                                      hash_token("token-a") + R"("},{"name":"b","token_sha256":")" +
+                                      hash_token("token-b") + R"("}]})");
     sluice_ = process::spawn(
         binary_path("SLUICE_BIN"),
         {"serve", "--listen", "127.0.0.1:0", "--shards", "1", "--policy", policy, "--grants",
@@ -151,15 +152,6 @@ class bench_gateway : public ::testing::Test {
     ASSERT_NE(at, std::string::npos) << out;
     port_ = uint16_t(std::atoi(out.c_str() + at + 24));
     ASSERT_NE(port_, 0) << out;
-  }
-
-  static std::string sha(const std::string& token) {
-    auto r = run("/bin/sh", {"-c", "printf %s '" + token + "' | '" + binary_path("SLUICE_BIN") +
-                                       "' hash-token"});
-    std::string out = r.out;
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
-      out.pop_back();
-    return out;
   }
 
   std::unique_ptr<process> upstream_;

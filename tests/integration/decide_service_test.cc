@@ -134,10 +134,72 @@ TEST_F(decide_service, StatusIsTheDecision) {
   EXPECT_EQ(batch->status, 202) << batch->body;
   EXPECT_EQ(json(batch->body).str("/tool"), "run_query");
 
-  auto get = c.request("GET", "/v1/decide", {}, {}, kLong);
-  ASSERT_TRUE(get);
-  EXPECT_EQ(get->status, 405);
-  EXPECT_EQ(get->header_or_empty("Allow"), "POST, OPTIONS");
+  auto put = c.request("PUT", "/v1/decide", call("7", "echo", "{}"), {}, kLong);
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 405);
+  EXPECT_EQ(put->header_or_empty("Allow"), "POST, GET, DELETE, OPTIONS");
+}
+
+// Envoy's HTTP ext_authz asks at its path_prefix followed by the client's path, with the
+// client's method: POST /v1/decide/mcp is decided as POST /v1/decide; GET and DELETE (the
+// server stream, the end of a session) carry no message and pass for a known caller, unless
+// they carry a body the server would read undecided.
+TEST_F(decide_service, PathsUnderTheServiceAndRequestsWithoutAMessage) {
+  http_client c(port_);
+  const header_list json_type = {{"Content-Type", "application/json"}};
+  auto deny =
+      c.request("POST", "/v1/decide/mcp", call("1", "delete_bucket", "{}"), json_type, kLong);
+  ASSERT_TRUE(deny);
+  EXPECT_EQ(deny->status, 403);
+  EXPECT_EQ(json(deny->body).str("/rule"), "/tools/delete_*") << deny->body;
+  auto allow =
+      c.request("POST", "/v1/decide/servers/a/mcp?x=1", call("2", "echo", "{}"), json_type, kLong);
+  ASSERT_TRUE(allow);
+  EXPECT_EQ(allow->status, 200) << allow->body;
+
+  for (const char* method : {"GET", "DELETE"}) {
+    auto r = c.request(method, "/v1/decide/mcp", {}, {{"Mcp-Session-Id", "s-1"}}, kLong);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << method;
+    json j(r->body);
+    EXPECT_EQ(j.str("/decision"), "allow") << r->body;
+    EXPECT_EQ(j.str("/tool"), "") << r->body;
+    auto with_body =
+        c.request(method, "/v1/decide", call("3", "delete_bucket", "{}"), json_type, kLong);
+    ASSERT_TRUE(with_body);
+    EXPECT_EQ(with_body->status, 400) << method;
+    EXPECT_EQ(json(with_body->body).str("/decision"), "invalid") << with_body->body;
+  }
+
+  // Only the service's own path segment: /v1/decider is not under /v1/decide.
+  auto other = c.request("POST", "/v1/decider", call("4", "echo", "{}"), json_type, kLong);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 404);
+}
+
+// With grants, a request without a known token is refused whatever its method.
+TEST(decide_service_grants, EveryMethodNeedsAKnownToken) {
+  const std::string bin = binary_path("SLUICE_BIN");
+  ASSERT_FALSE(bin.empty()) << "SLUICE_BIN is not set (run through meson test)";
+  temp_file grants(R"({"grants":[{"name":"alpha","token_sha256":")" + hash_token("token-alpha") +
+                   R"("}]})");
+  auto sluice = process::spawn(bin, {"serve", "--listen", "127.0.0.1:0", "--policy",
+                                     policy_path("decide.json"), "--grants", grants.path()});
+  ASSERT_TRUE(sluice);
+  uint16_t port = 0;
+  ASSERT_TRUE(wait_sluice_ready(*sluice, port, kLong)) << sluice->stdout_text();
+  http_client c(port);
+  const header_list known = {{"Authorization", "Bearer token-alpha"}};
+  for (const char* method : {"GET", "DELETE", "POST"}) {
+    const std::string body = std::string_view(method) == "POST" ? call("1", "echo", "{}") : "";
+    auto none = c.request(method, "/v1/decide/mcp", body, {}, kLong);
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->status, 401) << method;
+    auto ok = c.request(method, "/v1/decide/mcp", body, known, kLong);
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 200) << method << " " << ok->body;
+  }
+  EXPECT_EQ(sluice->terminate(kLong), 0);
 }
 
 TEST_F(decide_service, PipelinedRequestsAreAnsweredInOrder) {

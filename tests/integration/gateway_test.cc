@@ -192,18 +192,6 @@ class gateway : public ::testing::Test {
         << "stdout: " << sluice_->stdout_text() << "\nstderr: " << sluice_->stderr_text();
   }
 
-  // `sluice hash-token` of a token (read from stdin: given through a file), for a grants file.
-  static std::string hash_token(const std::string& token) {
-    temp_file t(token);
-    auto r =
-        run("/bin/sh",
-            {"-c", "'" + binary_path("SLUICE_BIN") + "' hash-token < '" + t.path() + "'"}, kLong);
-    EXPECT_EQ(r.exit, 0) << r.err;
-    std::string hash = r.out.substr(0, r.out.find_first_of("\r\n"));
-    EXPECT_EQ(hash.size(), 64u) << r.out;
-    return hash;
-  }
-
   // POST /mcp to the gateway on a fresh connection.
   std::optional<http_response> post(std::string_view body, const header_list& extra = {}) {
     http_client c(port_);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -404,6 +405,16 @@ void process::kill() {
   while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
   }
   exit_ = decode_status(st);
+}
+
+std::string hash_token(const std::string& token) {
+  temp_file t(token);
+  auto r =
+      run("/bin/sh", {"-c", "'" + binary_path("SLUICE_BIN") + "' hash-token < '" + t.path() + "'"});
+  EXPECT_EQ(r.exit, 0) << r.err;
+  std::string hash = r.out.substr(0, r.out.find_first_of("\r\n"));
+  EXPECT_EQ(hash.size(), 64u) << r.out;
+  return hash;
 }
 
 run_result run(const std::string& path, const std::vector<std::string>& args,

@@ -150,6 +150,10 @@ class temp_file {
   std::string path_;
 };
 
+// `sluice hash-token` of a token (SLUICE_BIN, the token given on stdin through a file): its
+// entry for a grants file. Fails the current test when the command fails.
+[[nodiscard]] std::string hash_token(const std::string& token);
+
 // ---------------------------------------------------------------------------------------------
 // Text
 
