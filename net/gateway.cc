@@ -295,7 +295,8 @@ class gateway_shard final : public request_handler, public control::shard_contro
       std::string_view value = std::string_view(line).substr(colon + 1);
       while (!value.empty() && value.front() == ' ')
         value.remove_prefix(1);
-      r.extra_upstream.push_back({std::string_view(line).substr(0, colon), value});
+      const http_header h{std::string_view(line).substr(0, colon), value};
+      if (forwardable_header(h)) r.extra_upstream.push_back(h);  // the pool would drop it
     }
   }
 
@@ -619,6 +620,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
     up.method = req.method;
     up.stream = req.method == "GET";  // MCP's server stream: open as long as the session lives
     up.headers = headers_;
+    up.vetted = true;  // the names above, values from our parser, extras checked in connect()
     up.body = req.body;
     f->owner = this;
     f->rt = &r;

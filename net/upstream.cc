@@ -64,14 +64,7 @@ bool named_by_connection(std::string_view name, std::span<const http_header> hea
 // Hop-by-hop headers (RFC 9110 7.6.1) and the ones the pool writes itself. `connection`: the
 // request has a Connection header (only then can it name others).
 bool forwardable(const http_header& h, std::span<const http_header> all, bool connection) {
-  std::string_view n = h.name;
-  if (n.empty() || has_cr_or_lf(n) || has_cr_or_lf(h.value)) return false;
-  if (iequal(n, "connection") || iequal(n, "keep-alive") || iequal(n, "transfer-encoding") ||
-      iequal(n, "te") || iequal(n, "trailer") || iequal(n, "upgrade") || iequal(n, "host") ||
-      iequal(n, "content-length") || istarts_with(n, "proxy-")) {
-    return false;
-  }
-  return !connection || !named_by_connection(n, all);
+  return forwardable_header(h) && (!connection || !named_by_connection(h.name, all));
 }
 
 bool method_has_body(std::string_view m) {
@@ -95,7 +88,7 @@ void format_request(engine::byte_buffer& out, const upstream_target& t,
   bool connection = false;
   for (const http_header& h : req.headers) {
     n += h.name.size() + 2 + h.value.size() + 2;
-    connection = connection || iequal(h.name, "connection");
+    connection = connection || (!req.vetted && iequal(h.name, "connection"));
   }
   n += kContentLength.size() + 20 + 2 + kKeepAlive.size() + req.body.size();
   out.clear();
@@ -107,7 +100,7 @@ void format_request(engine::byte_buffer& out, const upstream_target& t,
   p = put(p, t.host_header);
   p = put(p, "\r\n");
   for (const http_header& h : req.headers) {
-    if (!forwardable(h, req.headers, connection)) continue;
+    if (!req.vetted && !forwardable(h, req.headers, connection)) continue;
     p = put(p, h.name);
     p = put(p, ": ");
     p = put(p, h.value);
@@ -128,6 +121,14 @@ const char* errno_text(int e) {
 }
 
 }  // namespace
+
+bool forwardable_header(const http_header& h) {
+  std::string_view n = h.name;
+  if (n.empty() || has_cr_or_lf(n) || has_cr_or_lf(h.value)) return false;
+  return !(iequal(n, "connection") || iequal(n, "keep-alive") || iequal(n, "transfer-encoding") ||
+           iequal(n, "te") || iequal(n, "trailer") || iequal(n, "upgrade") || iequal(n, "host") ||
+           iequal(n, "content-length") || istarts_with(n, "proxy-"));
+}
 
 std::string_view to_string(upstream_error e) {
   switch (e) {

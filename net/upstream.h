@@ -107,7 +107,16 @@ struct upstream_request {
   // Open-ended (MCP's GET stream): counted against max_streams, not max_connections, and its
   // connection is closed when it ends.
   bool stream = false;
+  // The caller vouches that every header is forwarded as it is (forwardable_header() holds for
+  // each, and none is Connection): they are copied without a look. The gateway's are: names of
+  // its own, values from a request its parser took (no CR or LF can be in one).
+  bool vetted = false;
 };
+
+// Whether a header may be forwarded at all: a name, no CR or LF, not hop-by-hop (Connection,
+// Keep-Alive, Transfer-Encoding, TE, Trailer, Upgrade, Proxy-*) and not one the pool writes
+// (Host, Content-Length).
+[[nodiscard]] bool forwardable_header(const http_header& h);
 
 struct upstream_counters {
   uint64_t requests = 0;          // send() calls

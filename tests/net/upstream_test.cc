@@ -129,6 +129,22 @@ void split_everywhere(std::string_view s, bool head_request, Check check) {
   check(p, c, st, "byte by byte");
 }
 
+// What the pool never forwards, checked once for a gateway's configured headers and on every
+// request whose headers are not vetted.
+TEST(upstream_headers, hop_by_hop_and_broken_headers_are_not_forwarded) {
+  EXPECT_TRUE(forwardable_header({"X-Team", "b"}));
+  EXPECT_TRUE(forwardable_header({"Mcp-Session-Id", "abc"}));
+  EXPECT_TRUE(forwardable_header({"X-Empty", ""}));
+  for (std::string_view name : {"Connection", "keep-alive", "Transfer-Encoding", "TE", "Trailer",
+                                "Upgrade", "Host", "content-length", "Proxy-Authorization"}) {
+    EXPECT_FALSE(forwardable_header({name, "x"})) << name;
+  }
+  EXPECT_FALSE(forwardable_header({"", "x"}));
+  EXPECT_FALSE(forwardable_header({"X-A", "1\r\nX-Injected: 2"}));
+  EXPECT_FALSE(forwardable_header({"X-A", "1\nX-Injected: 2"}));
+  EXPECT_FALSE(forwardable_header({"X-A\r\nX-B", "1"}));
+}
+
 TEST(response_parser, content_length_at_every_split) {
   std::string_view r =
       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: abc\r\n"
