@@ -70,9 +70,13 @@ struct plane::impl {
   std::map<std::string, std::pair<uint64_t, uint64_t>> reloads_by_source;  // ok, failed
   int64_t started_ns = 0;
 
+  // The tick drains the shards' rings every kTick while they carry something (or an audit
+  // file is written); when they stay empty it doubles, up to kIdleTick, so that a quiet gateway
+  // does not wake its CPUs a hundred times a second. The first record ends the back-off.
+  std::chrono::milliseconds tick_interval{10};
   void arm_tick();
-  void on_tick();
-  void drain_shards();  // audit rings and approval queues
+  bool on_tick();         // true: there was work (or an audit file keeps the tick short)
+  size_t drain_shards();  // audit rings and approval queues; returns the entries taken
   void expire_approvals();
   bool decide_approval(uint64_t id, approval_outcome what, std::string reason);
   reload_outcome reload(std::string_view source);
