@@ -1276,6 +1276,29 @@ TEST(gateway_startup, BadPolicyFileExits1WithPointerMessages) {
   EXPECT_TRUE(contains(missing.err, "/nonexistent.json: /: ")) << missing.err;
 }
 
+// An endpoint path no request could reach (requests are routed by their normalised path), or
+// two endpoints on one path, is a configuration error: exit 1 with a message, before binding.
+TEST(gateway_startup, UnreachableOrSharedEndpointPathsExit1) {
+  const std::string bin = binary_path("SLUICE_BIN");
+  ASSERT_FALSE(bin.empty());
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--mcp-path", "mcp"}, "--mcp-path mcp: "},
+      {{"--decide-path", "/v1/decide?x=1"}, "which for this one is /v1/decide"},
+      {{"--mcp-path", "/a/%2e%2e/b"}, "--mcp-path /a/%2e%2e/b: "},
+      {{"--mcp-path", "/v1/%64ecide"}, "which for this one is /v1/decide"},
+      {{"--decide-path", "/mcp"}, "two endpoints on /mcp"},
+  };
+  for (const auto& [flags, message] : cases) {
+    std::vector<std::string> args = {"serve", "--listen", "127.0.0.1:0", "--policy",
+                                     policy_path("gateway.json")};
+    args.insert(args.end(), flags.begin(), flags.end());
+    auto r = run(bin, args, kLong);
+    EXPECT_EQ(r.exit, 1) << flags[1];
+    EXPECT_TRUE(contains(r.err, message)) << r.err;
+    EXPECT_EQ(r.out, "") << flags[1];
+  }
+}
+
 TEST(gateway_startup, PortInUseExits1WithABindMessage) {
   const std::string bin = binary_path("SLUICE_BIN");
   ASSERT_FALSE(bin.empty());

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -404,6 +405,42 @@ bool load_config(const std::string& path, serve_options& o) {
   return true;
 }
 
+// Requests are routed by their normalised path (net/request_path.h), so an endpoint path that
+// is not in that form would match no request: refused at start-up, as are two endpoints on
+// one path (the first in routing order would hide the other).
+bool endpoint_paths_ok(const serve_options& o) {
+  for (const auto& [flag, path] :
+       {std::pair<const char*, const std::string&>{"mcp-path", o.mcp_path},
+        {"decide-path", o.decide_path}}) {
+    std::string norm;
+    std::string_view why;
+    if (!net::normalize_request_path(path, norm, why)) {
+      std::fprintf(stderr, "sluice serve: --%s %s: %.*s\n", flag, path.c_str(),
+                   static_cast<int>(why.size()), why.data());
+      return false;
+    }
+    if (norm != path) {
+      std::fprintf(stderr,
+                   "sluice serve: --%s %s: requests are routed by their normalised path, which "
+                   "for this one is %s: no request would reach it as written\n",
+                   flag, path.c_str(), norm.c_str());
+      return false;
+    }
+  }
+  std::vector<std::string> paths = {o.mcp_path, o.decide_path};
+  for (const server_option& so : o.servers)
+    paths.push_back("/servers/" + so.name + "/mcp");
+  std::sort(paths.begin(), paths.end());
+  if (auto twice = std::adjacent_find(paths.begin(), paths.end()); twice != paths.end()) {
+    std::fprintf(stderr,
+                 "sluice serve: two endpoints on %s: --mcp-path, --decide-path and the "
+                 "servers' /servers/NAME/mcp need paths of their own\n",
+                 twice->c_str());
+    return false;
+  }
+  return true;
+}
+
 bool split_listen(const std::string& listen, std::string& host, uint16_t& port) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos) return false;
@@ -615,6 +652,7 @@ int run_serve(std::span<char* const> args) {
     gs.upstream_stdio.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
     gs.upstream_stdio.idle_timeout = std::chrono::milliseconds(o.stdio_idle_timeout_ms);
   }
+  if (!endpoint_paths_ok(o)) return 1;
   gs.mcp_path = o.mcp_path;
   gs.decide_path = o.decide_path;
   gs.allowed_origins = o.allow_origin;
