@@ -1276,9 +1276,10 @@ TEST(gateway_startup, BadPolicyFileExits1WithPointerMessages) {
   EXPECT_TRUE(contains(missing.err, "/nonexistent.json: /: ")) << missing.err;
 }
 
-// An endpoint path no request could reach (requests are routed by their normalised path), or
-// two endpoints on one path, is a configuration error: exit 1 with a message, before binding.
-TEST(gateway_startup, UnreachableOrSharedEndpointPathsExit1) {
+// An endpoint path no request could reach (requests are routed by their normalised path), two
+// endpoints on one path, or an --allow-origin no browser sends (they are compared byte for
+// byte) is a configuration error: exit 1 with a message, before binding.
+TEST(gateway_startup, UnreachableEndpointsAndOriginsExit1) {
   const std::string bin = binary_path("SLUICE_BIN");
   ASSERT_FALSE(bin.empty());
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
@@ -1287,6 +1288,9 @@ TEST(gateway_startup, UnreachableOrSharedEndpointPathsExit1) {
       {{"--mcp-path", "/a/%2e%2e/b"}, "--mcp-path /a/%2e%2e/b: "},
       {{"--mcp-path", "/v1/%64ecide"}, "which for this one is /v1/decide"},
       {{"--decide-path", "/mcp"}, "two endpoints on /mcp"},
+      {{"--allow-origin", "app.example.com"}, "--allow-origin app.example.com: an origin is"},
+      {{"--allow-origin", "https://App.example.com/"}, "; write https://app.example.com"},
+      {{"--allow-origin", "*"}, "--allow-origin *: "},
   };
   for (const auto& [flags, message] : cases) {
     std::vector<std::string> args = {"serve", "--listen", "127.0.0.1:0", "--policy",

@@ -441,6 +441,35 @@ bool endpoint_paths_ok(const serve_options& o) {
   return true;
 }
 
+// An --allow-origin is compared with the Origin header byte for byte, and browsers send an
+// origin as scheme://host[:port], lower case, with no path: any other spelling would never
+// match, so it is refused with the spelling that would.
+bool origins_ok(const serve_options& o) {
+  for (const std::string& origin : o.allow_origin) {
+    const size_t sep = origin.find("://");
+    bool ok = sep != std::string::npos && sep != 0 && sep + 3 < origin.size();
+    for (size_t i = 0; ok && i < origin.size(); ++i) {
+      const char c = origin[i];
+      ok = c > ' ' && c < 0x7f && !(c >= 'A' && c <= 'Z') &&
+           (i < sep + 3 || (c != '/' && c != '?' && c != '#'));
+    }
+    if (ok) continue;
+    std::string hint;  // the same origin as a browser would spell it, when there is one
+    if (sep != std::string::npos && sep != 0) {
+      std::string h = origin.substr(0, origin.find_first_of("/?#", sep + 3));
+      for (char& c : h)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      if (h.size() > sep + 3) hint = "; write " + h;
+    }
+    std::fprintf(stderr,
+                 "sluice serve: --allow-origin %s: an origin is scheme://host[:port], in lower "
+                 "case and without a path, as browsers send it%s\n",
+                 origin.c_str(), hint.c_str());
+    return false;
+  }
+  return true;
+}
+
 bool split_listen(const std::string& listen, std::string& host, uint16_t& port) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos) return false;
@@ -652,7 +681,7 @@ int run_serve(std::span<char* const> args) {
     gs.upstream_stdio.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
     gs.upstream_stdio.idle_timeout = std::chrono::milliseconds(o.stdio_idle_timeout_ms);
   }
-  if (!endpoint_paths_ok(o)) return 1;
+  if (!endpoint_paths_ok(o) || !origins_ok(o)) return 1;
   gs.mcp_path = o.mcp_path;
   gs.decide_path = o.decide_path;
   gs.allowed_origins = o.allow_origin;
