@@ -1277,9 +1277,10 @@ TEST(gateway_startup, BadPolicyFileExits1WithPointerMessages) {
 }
 
 // An endpoint path no request could reach (requests are routed by their normalised path), two
-// endpoints on one path, or an --allow-origin no browser sends (they are compared byte for
-// byte) is a configuration error: exit 1 with a message, before binding.
-TEST(gateway_startup, UnreachableEndpointsAndOriginsExit1) {
+// endpoints on one path, an --allow-origin no browser sends (they are compared byte for byte)
+// or an --upstream-header that would not be forwarded is a configuration error: exit 1 with a
+// message, before binding.
+TEST(gateway_startup, SettingsThatCouldNeverWorkExit1) {
   const std::string bin = binary_path("SLUICE_BIN");
   ASSERT_FALSE(bin.empty());
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
@@ -1291,6 +1292,8 @@ TEST(gateway_startup, UnreachableEndpointsAndOriginsExit1) {
       {{"--allow-origin", "app.example.com"}, "--allow-origin app.example.com: an origin is"},
       {{"--allow-origin", "https://App.example.com/"}, "; write https://app.example.com"},
       {{"--allow-origin", "*"}, "--allow-origin *: "},
+      {{"--upstream-header", "Host: elsewhere"}, "Sluice writes Host"},
+      {{"--upstream-header", "X-Team : b"}, "must be an HTTP token"},
   };
   for (const auto& [flags, message] : cases) {
     std::vector<std::string> args = {"serve", "--listen", "127.0.0.1:0", "--policy",

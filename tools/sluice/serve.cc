@@ -470,6 +470,39 @@ bool origins_ok(const serve_options& o) {
   return true;
 }
 
+// An upstream header's name must be a token (RFC 9110 5.1), and one the upstream client
+// forwards: Host, Content-Length and Connection are its own, hop-by-hop ones go no further.
+bool upstream_header_ok(const std::string& line, const std::string& where) {
+  const std::string_view name = std::string_view(line).substr(0, line.find(':'));
+  const bool token = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+  if (!token) {
+    std::fprintf(stderr, "sluice serve: %s '%s': the name before ':' must be an HTTP token\n",
+                 where.c_str(), line.c_str());
+    return false;
+  }
+  if (!net::forwardable_header({name, {}})) {
+    std::fprintf(stderr,
+                 "sluice serve: %s '%s': Sluice writes Host, Content-Length and Connection "
+                 "itself, and does not forward hop-by-hop headers (Keep-Alive, "
+                 "Transfer-Encoding, TE, Trailer, Upgrade, Proxy-*)\n",
+                 where.c_str(), line.c_str());
+    return false;
+  }
+  return true;
+}
+
+bool upstream_headers_ok(const serve_options& o) {
+  for (const std::string& line : o.upstream_header)
+    if (!upstream_header_ok(line, "--upstream-header")) return false;
+  for (const server_option& so : o.servers)
+    for (const std::string& line : so.upstream_header)
+      if (!upstream_header_ok(line, "servers/" + so.name + "/upstream_header")) return false;
+  return true;
+}
+
 bool split_listen(const std::string& listen, std::string& host, uint16_t& port) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos) return false;
@@ -681,7 +714,7 @@ int run_serve(std::span<char* const> args) {
     gs.upstream_stdio.response_timeout = std::chrono::milliseconds(o.response_timeout_ms);
     gs.upstream_stdio.idle_timeout = std::chrono::milliseconds(o.stdio_idle_timeout_ms);
   }
-  if (!endpoint_paths_ok(o) || !origins_ok(o)) return 1;
+  if (!endpoint_paths_ok(o) || !origins_ok(o) || !upstream_headers_ok(o)) return 1;
   gs.mcp_path = o.mcp_path;
   gs.decide_path = o.decide_path;
   gs.allowed_origins = o.allow_origin;
