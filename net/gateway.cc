@@ -73,6 +73,8 @@ int decision_status(verdict v) {
 
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kEventStream = "text/event-stream";
+// GET and DELETE pass undecided, so a message in their body would reach the server unseen.
+constexpr std::string_view kNoBodyOnGet = "GET and DELETE carry no body: messages go in a POST";
 // Maximum JSON answer held to be sent with a Content-Length (or to be filtered); larger and
 // streamed answers are relayed as they arrive.
 constexpr size_t kMaxHeldAnswer = 4 << 20;
@@ -423,7 +425,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
       // The server behind the caller would read a message the policy never saw.
       d.what = verdict::invalid;
       d.error = policy::rpc_error::invalid_request;
-      d.reason = "GET and DELETE carry no body: messages go in a POST";
+      d.reason = kNoBodyOnGet;
     }
     out_.clear();
     append_decision_body(out_, d);
@@ -457,9 +459,8 @@ class gateway_shard final : public request_handler, public control::shard_contro
       // These pass through undecided, so they may carry nothing to decide: a server that read
       // a message from their body would run a call no policy saw.
       if (!req.body.empty()) {
-        return respond_rpc_error(slot, 400, {},
-                                 static_cast<int>(policy::rpc_error::invalid_request),
-                                 "GET and DELETE carry no body: messages go in a POST");
+        return respond_rpc_error(
+            slot, 400, {}, static_cast<int>(policy::rpc_error::invalid_request), kNoBodyOnGet);
       }
       if (req.method == "GET" && !accepts(req.accept, kEventStream)) {
         return respond_text(slot, 406, "GET needs Accept: text/event-stream\n");

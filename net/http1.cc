@@ -1,5 +1,6 @@
 #include "net/http1.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <utility>
@@ -105,6 +106,10 @@ std::pair<std::string_view, std::string_view> split_media_type(std::string_view 
 }
 
 }  // namespace
+
+bool is_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), is_tchar);
+}
 
 json_body_type classify_json_content_type(std::string_view content_type) {
   const auto [type, parameters] = split_media_type(content_type);

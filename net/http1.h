@@ -64,6 +64,9 @@ struct http_request {
 [[nodiscard]] std::string_view header_value(std::span<const http_header> headers,
                                             std::string_view name);
 
+// Whether s is an RFC 9110 token (5.6.2): one or more tchars (a header name, a method).
+[[nodiscard]] bool is_token(std::string_view s);
+
 // ASCII case-insensitive equality (header names, tokens, media types).
 [[nodiscard]] bool ascii_iequals(std::string_view a, std::string_view b);
 

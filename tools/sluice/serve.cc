@@ -18,6 +18,7 @@
 #include "net/control/plane.h"
 #include "net/gateway.h"
 #include "net/grants.h"
+#include "net/http1.h"
 #include "net/http_server.h"
 #include "net/request_path.h"
 #include "net/session_binding.h"
@@ -405,6 +406,11 @@ bool load_config(const std::string& path, serve_options& o) {
   return true;
 }
 
+// The endpoint of the server `name` in --config's servers.
+std::string server_path(const std::string& name) {
+  return "/servers/" + name + "/mcp";
+}
+
 // Requests are routed by their normalised path (net/request_path.h), so an endpoint path that
 // is not in that form would match no request: refused at start-up, as are two endpoints on
 // one path (the first in routing order would hide the other).
@@ -429,7 +435,7 @@ bool endpoint_paths_ok(const serve_options& o) {
   }
   std::vector<std::string> paths = {o.mcp_path, o.decide_path};
   for (const server_option& so : o.servers)
-    paths.push_back("/servers/" + so.name + "/mcp");
+    paths.push_back(server_path(so.name));
   std::sort(paths.begin(), paths.end());
   if (auto twice = std::adjacent_find(paths.begin(), paths.end()); twice != paths.end()) {
     std::fprintf(stderr,
@@ -474,11 +480,7 @@ bool origins_ok(const serve_options& o) {
 // forwards: Host, Content-Length and Connection are its own, hop-by-hop ones go no further.
 bool upstream_header_ok(const std::string& line, const std::string& where) {
   const std::string_view name = std::string_view(line).substr(0, line.find(':'));
-  const bool token = std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
-  if (!token) {
+  if (!net::is_token(name)) {
     std::fprintf(stderr, "sluice serve: %s '%s': the name before ':' must be an HTTP token\n",
                  where.c_str(), line.c_str());
     return false;
@@ -657,7 +659,7 @@ int run_serve(std::span<char* const> args) {
     shared->server_policies.push_back(policy::compiled_policy::compile(*loaded.policy, so.name));
     net::server_settings ss;
     ss.name = so.name;
-    ss.path = "/servers/" + so.name + "/mcp";
+    ss.path = server_path(so.name);
     ss.upstream_headers = so.upstream_header;
     std::string error;
     if (!so.upstream.empty()) {
