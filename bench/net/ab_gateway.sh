@@ -10,6 +10,8 @@
 #
 #   bench/net/ab_gateway.sh NAME=BINARY NAME=BINARY...     (ROUNDS=10, SECS=3, CONNS=64)
 #   e.g. bench/net/ab_gateway.sh old=/tmp/sluice-old new=build/release/tools/sluice/sluice
+#   TARGET_PATH=/v1/decide PIPELINE=16 bench/net/ab_gateway.sh ...   the decision service instead
+#   (per decision, pipelined; TARGET_PATH defaults to /mcp, PIPELINE to 1)
 #
 # Needs wrk. Uses ports 18200 (upstream) and 18201.. (one per build), which must be free.
 set -euo pipefail
@@ -17,7 +19,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/net/common.sh"
 build=${BUILD:-$root/build/release}
 upstream=$build/tools/example_server/sluice-example-server
-[ $# -ge 1 ] || { sed -n '2,12p' "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,14p' "$0"; exit 2; }
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
@@ -44,7 +46,7 @@ for ((r = 1; r <= ${ROUNDS:-10}; r++)); do
   line="round $r:"
   for i in "${!names[@]}"; do
     read -ra f < "/proc/${spids[$i]}/stat"; u0=${f[13]} k0=${f[14]}
-    out=$(PIPELINE=1 TARGET_PATH=/mcp taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d"${SECS:-3}s" \
+    out=$(PIPELINE=${PIPELINE:-1} TARGET_PATH=${TARGET_PATH:-/mcp} taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d"${SECS:-3}s" \
           -s "$root/bench/net/tools_call.lua" "http://127.0.0.1:${ports[$i]}")
     read -ra f < "/proc/${spids[$i]}/stat"; u1=${f[13]} k1=${f[14]}
     calls=$(awk '/requests in/ {print $1}' <<<"$out")
