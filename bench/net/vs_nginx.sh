@@ -5,7 +5,7 @@
 # (utime+stime of its processes over the run / requests) and the kernel's share of it.
 # The gateway pair is followed by bench/net/noop_proxy in front of the same upstream: the
 # cost of the four socket operations of a proxied call alone (no HTTP, no policy), the floor
-# under both.
+# under both. Last, the three targets, computed from the medians (met or NOT met).
 #
 #   bench/net/vs_nginx.sh [BUILD_DIR] [SECONDS]      (default build/release, 5; ROUNDS=3)
 #
@@ -107,4 +107,26 @@ for name, runs in rows.items():
     cpu, rps, p50, p99, kern = med
     each = " ".join(f"{r[0]:.2f}" for r in runs)
     print(f"{name:<34} {rps:>10.0f} {p50:>9} {p99:>9} {cpu:>11.2f} {kern:>6.0%}  {each}")
+
+# The targets, from the medians above; the gateway's also round by round (each
+# round's pair ran back to back).
+def median(name, i):
+    runs = rows[name]
+    return sorted(runs)[len(runs) // 2][i]
+def ratio_rounds(a, b):
+    return [x[0] / y[0] for x, y in zip(rows[a], rows[b])]
+gw, ng = "sluice gateway -> example (x1)", "nginx proxy_pass -> example (x1)"
+d1 = median("sluice decide (x1)", 0) / median("nginx return 200 (x1)", 0)
+x16 = median("sluice decide (pipelined x16)", 1) / median("nginx return 200 (pipelined x16)", 1)
+g = median(gw, 0) / median(ng, 0)
+each = ratio_rounds(gw, ng)
+met = lambda ok: "met" if ok else "NOT met"
+print()
+print(f"decide x1, CPU vs nginx:          {d1:.2f}x (target <= 1x: {met(d1 <= 1)})")
+print(f"decide x16, throughput vs nginx:  {x16:.2f}x (target >= 4x: {met(x16 >= 4)})")
+print(f"gateway, CPU vs nginx:            {g:.2f}x (target <= 0.67x: {met(g <= 0.67)});"
+      f" rounds {' '.join(f'{r:.2f}' for r in each)}, {sum(r <= 0.67 for r in each)} of"
+      f" {len(each)} at or under")
+print(f"floor, CPU vs nginx:              {median('noop_proxy floor -> example (x1)', 0) / median(ng, 0):.2f}x;"
+      f" gateway vs floor {median(gw, 0) / median('noop_proxy floor -> example (x1)', 0):.2f}x")
 PY
