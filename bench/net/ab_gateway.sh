@@ -46,7 +46,8 @@ for ((r = 1; r <= ${ROUNDS:-10}; r++)); do
   line="round $r:"
   for i in "${!names[@]}"; do
     read -ra f < "/proc/${spids[$i]}/stat"; u0=${f[13]} k0=${f[14]}
-    out=$(PIPELINE=${PIPELINE:-1} TARGET_PATH=${TARGET_PATH:-/mcp} taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d"${SECS:-3}s" \
+    out=$(PIPELINE=${PIPELINE:-1} TARGET_PATH=${TARGET_PATH:-/mcp} taskset -c 0 \
+          wrk -t1 -c"${CONNS:-64}" -d"${SECS:-3}s" \
           -s "$root/bench/net/tools_call.lua" "http://127.0.0.1:${ports[$i]}")
     read -ra f < "/proc/${spids[$i]}/stat"; u1=${f[13]} k1=${f[14]}
     calls=$(awk '/requests in/ {print $1}' <<<"$out")

@@ -127,6 +127,7 @@ print(f"decide x16, throughput vs nginx:  {x16:.2f}x (target >= 4x: {met(x16 >= 
 print(f"gateway, CPU vs nginx:            {g:.2f}x (target <= 0.67x: {met(g <= 0.67)});"
       f" rounds {' '.join(f'{r:.2f}' for r in each)}, {sum(r <= 0.67 for r in each)} of"
       f" {len(each)} at or under")
-print(f"floor, CPU vs nginx:              {median('noop_proxy floor -> example (x1)', 0) / median(ng, 0):.2f}x;"
-      f" gateway vs floor {median(gw, 0) / median('noop_proxy floor -> example (x1)', 0):.2f}x")
+floor = median("noop_proxy floor -> example (x1)", 0)
+print(f"floor, CPU vs nginx:              {floor / median(ng, 0):.2f}x;"
+      f" gateway vs floor {median(gw, 0) / floor:.2f}x")
 PY
