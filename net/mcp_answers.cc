@@ -98,15 +98,34 @@ void append_denial(std::string& out, std::string_view id, const policy::decision
   out += "}}";
 }
 
+namespace {
+// The body's constant start for each verdict, up to the tool name's first byte: one append
+// instead of four on the decision service's every answer.
+std::string_view decision_start(policy::verdict v) {
+  switch (v) {
+    case policy::verdict::allow:
+      return R"({"decision":"allow","tool":")";
+    case policy::verdict::deny:
+      return R"({"decision":"deny","tool":")";
+    case policy::verdict::rate_limited:
+      return R"({"decision":"rate_limited","tool":")";
+    case policy::verdict::approval_required:
+      return R"({"decision":"approval_required","tool":")";
+    case policy::verdict::invalid:
+      break;
+  }
+  return R"({"decision":"invalid","tool":")";
+}
+}  // namespace
+
 void append_decision_body(std::string& out, const policy::decision& d) {
-  out += "{\"decision\":";
-  append_json_string(out, policy::to_string(d.what));
-  out += ",\"tool\":";
-  append_json_string(out, d.tool);
-  out += ",\"rule\":";
-  append_json_string(out, d.rule);
-  out += ",\"reason\":";
-  append_json_string(out, d.reason);
+  out += decision_start(d.what);
+  policy::append_json_escaped(out, d.tool);
+  out += R"(","rule":")";
+  policy::append_json_escaped(out, d.rule);
+  out += R"(","reason":")";
+  policy::append_json_escaped(out, d.reason);
+  out += '"';
   if (d.what == policy::verdict::rate_limited) {
     out += ",\"retry_after\":";
     append_seconds(out, d.retry_after_ns);

@@ -19,6 +19,24 @@ bool any_to_escape(uint64_t x) {
 
 void append_json_escaped(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
+  if (s.empty()) return;
+  if (s.size() >= 8) {
+    // Most strings need no escape: eight bytes at a time, the last eight overlapping, and one
+    // append.
+    size_t i = 0;
+    uint64_t x;
+    for (; i + 8 <= s.size(); i += 8) {
+      std::memcpy(&x, s.data() + i, 8);
+      if (any_to_escape(x)) break;
+    }
+    if (i + 8 > s.size()) {
+      std::memcpy(&x, s.data() + s.size() - 8, 8);
+      if (!any_to_escape(x)) {
+        out.append(s);
+        return;
+      }
+    }
+  }
   size_t run = 0;  // start of the current run of bytes that need no escape
   size_t i = 0;
   while (i < s.size()) {

@@ -44,7 +44,7 @@ std::string escaped(std::string_view s) {
 }
 
 TEST(JsonEscape, EveryByteAtEveryPosition) {
-  for (size_t len : {1u, 7u, 8u, 9u, 16u, 23u}) {
+  for (size_t len : {1u, 7u, 8u, 9u, 15u, 16u, 17u, 23u, 24u}) {
     for (size_t at = 0; at < len; ++at) {
       for (int b = 0; b < 256; ++b) {
         std::string s(len, 'a');
