@@ -20,35 +20,23 @@ bool any_to_escape(uint64_t x) {
 void append_json_escaped(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   if (s.empty()) return;
-  if (s.size() >= 8) {
-    // Most strings need no escape: eight bytes at a time, the last eight overlapping, and one
-    // append.
-    size_t i = 0;
-    uint64_t x;
-    for (; i + 8 <= s.size(); i += 8) {
-      std::memcpy(&x, s.data() + i, 8);
-      if (any_to_escape(x)) break;
-    }
-    if (i + 8 > s.size()) {
-      std::memcpy(&x, s.data() + s.size() - 8, 8);
-      if (!any_to_escape(x)) {
-        out.append(s);
-        return;
-      }
-    }
-  }
   size_t run = 0;  // start of the current run of bytes that need no escape
   size_t i = 0;
+  uint64_t x;
   while (i < s.size()) {
     // Eight bytes at a time while none needs an escape: answers and audit lines are mostly
     // names, rules and reasons with none at all.
     if (i + 8 <= s.size()) {
-      uint64_t x;
       std::memcpy(&x, s.data() + i, 8);
       if (!any_to_escape(x)) {
         i += 8;
         continue;
       }
+    } else if (s.size() >= 8) {
+      // Fewer than eight left: the last eight bytes, overlapping ones already checked. With
+      // none to escape, the run goes to the end in one append.
+      std::memcpy(&x, s.data() + s.size() - 8, 8);
+      if (!any_to_escape(x)) break;
     }
     const auto c = static_cast<unsigned char>(s[i]);
     ++i;
