@@ -252,9 +252,18 @@ void filter_sse_event(std::string_view event, tools_filter& filter,
     return;
   }
   out.append(other);
-  out.append("data: ");
-  out.append(filtered);
-  out.append("\n\n");
+  // One data line per line of the filtered text: the data joined its lines with '\n', which a
+  // single data line cannot hold (it would end the line, or with an empty line the event).
+  std::string_view rest = filtered;
+  for (;;) {
+    const size_t nl = rest.find('\n');
+    out.append("data: ");
+    out.append(rest.substr(0, nl));
+    out.push_back('\n');
+    if (nl == std::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+  }
+  out.push_back('\n');
 }
 
 }  // namespace sluice::net
