@@ -436,16 +436,16 @@ class gateway_shard final : public request_handler, public control::shard_contro
     const policy::body_decision& bd = decide(main_, req.body, who);
     if (bd.wait() && park(true, main_, req, slot, who)) return;
     const policy::decision& d = bd.overall;
-    out_.clear();
-    append_decision_body(out_, d);
+    const decision_body body(d);  // formatted straight into the connection's output
+    auto write = [&body](char* p) { return body.put(p); };
     if (d.what == verdict::rate_limited) {
       char secs[24];
       const int n = std::snprintf(secs, sizeof secs, "%lld",
                                   static_cast<long long>(retry_after_seconds(d.retry_after_ns)));
       const http_header retry[] = {{"Retry-After", std::string_view(secs, static_cast<size_t>(n))}};
-      return slot.respond(429, kJson, out_, retry);
+      return slot.respond_in_place(429, kJson, body.size(), write, retry);
     }
-    slot.respond(decision_status(d.what), kJson, out_);
+    slot.respond_in_place(decision_status(d.what), kJson, body.size(), write);
   }
 
   void mcp(route& r, const http_request& req, response_slot& slot) {

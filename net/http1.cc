@@ -112,76 +112,92 @@ bool is_token(std::string_view s) {
 }
 
 json_body_type classify_json_content_type(std::string_view content_type) {
+  if (content_type == "application/json") return json_body_type::json;  // what clients send
   const auto [type, parameters] = split_media_type(content_type);
   if (!ascii_iequals(type, "application/json")) return json_body_type::not_json;
   return parameters_utf8(parameters) ? json_body_type::json : json_body_type::not_utf8;
 }
 
 bool charset_is_utf8(std::string_view content_type) {
+  if (content_type == "application/json") return true;  // what clients send: no parameters
   return parameters_utf8(split_media_type(content_type).second);
 }
 
-std::string_view reason_phrase(int status) {
+namespace {
+
+// The whole status line of each status Sluice answers with: one copy per answer. Empty for
+// any other status.
+std::string_view status_line(int status) {
   switch (status) {
     case 100:
-      return "Continue";
+      return "HTTP/1.1 100 Continue\r\n";
     case 200:
-      return "OK";
+      return "HTTP/1.1 200 OK\r\n";
     case 201:
-      return "Created";
+      return "HTTP/1.1 201 Created\r\n";
     case 202:
-      return "Accepted";
+      return "HTTP/1.1 202 Accepted\r\n";
     case 204:
-      return "No Content";
+      return "HTTP/1.1 204 No Content\r\n";
     case 301:
-      return "Moved Permanently";
+      return "HTTP/1.1 301 Moved Permanently\r\n";
     case 302:
-      return "Found";
+      return "HTTP/1.1 302 Found\r\n";
     case 304:
-      return "Not Modified";
+      return "HTTP/1.1 304 Not Modified\r\n";
     case 400:
-      return "Bad Request";
+      return "HTTP/1.1 400 Bad Request\r\n";
     case 401:
-      return "Unauthorized";
+      return "HTTP/1.1 401 Unauthorized\r\n";
     case 403:
-      return "Forbidden";
+      return "HTTP/1.1 403 Forbidden\r\n";
     case 404:
-      return "Not Found";
+      return "HTTP/1.1 404 Not Found\r\n";
     case 405:
-      return "Method Not Allowed";
+      return "HTTP/1.1 405 Method Not Allowed\r\n";
     case 406:
-      return "Not Acceptable";
+      return "HTTP/1.1 406 Not Acceptable\r\n";
     case 408:
-      return "Request Timeout";
+      return "HTTP/1.1 408 Request Timeout\r\n";
     case 409:
-      return "Conflict";
+      return "HTTP/1.1 409 Conflict\r\n";
     case 411:
-      return "Length Required";
+      return "HTTP/1.1 411 Length Required\r\n";
     case 413:
-      return "Content Too Large";
+      return "HTTP/1.1 413 Content Too Large\r\n";
     case 415:
-      return "Unsupported Media Type";
+      return "HTTP/1.1 415 Unsupported Media Type\r\n";
     case 417:
-      return "Expectation Failed";
+      return "HTTP/1.1 417 Expectation Failed\r\n";
     case 422:
-      return "Unprocessable Content";
+      return "HTTP/1.1 422 Unprocessable Content\r\n";
     case 429:
-      return "Too Many Requests";
+      return "HTTP/1.1 429 Too Many Requests\r\n";
     case 431:
-      return "Request Header Fields Too Large";
+      return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
     case 500:
-      return "Internal Server Error";
+      return "HTTP/1.1 500 Internal Server Error\r\n";
     case 501:
-      return "Not Implemented";
+      return "HTTP/1.1 501 Not Implemented\r\n";
     case 502:
-      return "Bad Gateway";
+      return "HTTP/1.1 502 Bad Gateway\r\n";
     case 503:
-      return "Service Unavailable";
+      return "HTTP/1.1 503 Service Unavailable\r\n";
     case 504:
-      return "Gateway Timeout";
+      return "HTTP/1.1 504 Gateway Timeout\r\n";
     default:
-      return "Unknown";
+      return {};
   }
+}
+
+constexpr size_t kReasonAt = 13;  // after "HTTP/1.1 200 "
+
+}  // namespace
+
+std::string_view reason_phrase(int status) {
+  const std::string_view line = status_line(status);
+  if (line.empty()) return "Unknown";
+  return line.substr(kReasonAt, line.size() - kReasonAt - 2);
 }
 
 namespace {
@@ -203,7 +219,8 @@ char* put(char* p, std::string_view s) {
 }
 
 size_t head_common_size(const response_head& h) {
-  size_t n = kVersion.size() + 4 + reason_phrase(h.status).size() + 2;
+  const std::string_view line = status_line(h.status);
+  size_t n = line.empty() ? kVersion.size() + 4 + reason_phrase(h.status).size() + 2 : line.size();
   if (!h.content_type.empty()) n += kContentType.size() + h.content_type.size() + 2;
   for (const http_header& x : h.extra)
     n += x.name.size() + 2 + x.value.size() + 2;
@@ -214,15 +231,19 @@ size_t head_common_size(const response_head& h) {
 }
 
 char* put_head_common(char* p, const response_head& h) {
-  p = put(p, kVersion);
-  int s = h.status;
-  if (s < 100 || s > 999) s = 500;
-  *p++ = char('0' + s / 100);
-  *p++ = char('0' + s / 10 % 10);
-  *p++ = char('0' + s % 10);
-  *p++ = ' ';
-  p = put(p, reason_phrase(h.status));
-  p = put(p, "\r\n");
+  if (const std::string_view line = status_line(h.status); !line.empty()) {
+    p = put(p, line);
+  } else {
+    p = put(p, kVersion);
+    int s = h.status;
+    if (s < 100 || s > 999) s = 500;
+    *p++ = char('0' + s / 100);
+    *p++ = char('0' + s / 10 % 10);
+    *p++ = char('0' + s % 10);
+    *p++ = ' ';
+    p = put(p, reason_phrase(h.status));
+    p = put(p, "\r\n");
+  }
   if (!h.content_type.empty()) {
     p = put(p, kContentType);
     p = put(p, h.content_type);

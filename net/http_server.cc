@@ -362,13 +362,28 @@ void response_slot::allow_origin(std::string_view origin) {
 
 void response_slot::respond(int status, std::string_view content_type, std::string_view body,
                             std::span<const http_header> extra) {
-  if (!valid()) return;
+  respond_in_place(
+      status, content_type, body.size(),
+      [body](char* p) {
+        if (!body.empty()) std::memcpy(p, body.data(), body.size());  // empty: may have no data
+        return p + body.size();
+      },
+      extra);
+}
+
+char* response_slot::start_in_place(int status, std::string_view content_type, size_t length,
+                                    std::span<const http_header> extra, char*& head) {
+  if (!valid()) return nullptr;
   http_conn::holder& h = conn_->at(seq_);
-  if (h.started) return;
-  bool close = conn_->ends_connection(seq_);
-  response_head head{status, content_type, extra, close, h.http10 && !close, h.cors_origin};
-  char* p = conn_->prepare(seq_, response_size(head, body.size()));
-  conn_->commit(seq_, format_response(p, head, body));
+  if (h.started) return nullptr;
+  const bool close = conn_->ends_connection(seq_);
+  const response_head rh{status, content_type, extra, close, h.http10 && !close, h.cors_origin};
+  head = conn_->prepare(seq_, response_size(rh, length));
+  return head + format_sized_head(head, rh, length);
+}
+
+void response_slot::end_in_place(char* head, char* end) {
+  conn_->commit(seq_, size_t(end - head));
   conn_->complete(seq_);
 }
 

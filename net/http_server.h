@@ -47,6 +47,15 @@ class response_slot {
   // after warm-up.
   void respond(int status, std::string_view content_type, std::string_view body,
                std::span<const http_header> extra = {});
+  // respond() with a body that `write` formats in place: write(char* p) puts exactly `length`
+  // bytes at p and returns p + length. Spares building the body elsewhere and copying it.
+  template <class Write>
+  void respond_in_place(int status, std::string_view content_type, size_t length, Write&& write,
+                        std::span<const http_header> extra = {}) {
+    char* head = nullptr;
+    if (char* body = start_in_place(status, content_type, length, extra, head))
+      end_in_place(head, write(body));
+  }
 
   // Streaming response: chunked for HTTP/1.1 (close-delimited for HTTP/1.0).
   void begin(int status, std::string_view content_type, std::span<const http_header> extra = {});
@@ -75,6 +84,11 @@ class response_slot {
  private:
   friend class http_conn;
   response_slot(http_conn* c, uint32_t gen, uint32_t seq) : conn_(c), gen_(gen), seq_(seq) {}
+  // Writes the head and reserves room for the body; returns where the body goes (head: where
+  // the answer starts), or null when the slot is gone or already answered.
+  char* start_in_place(int status, std::string_view content_type, size_t length,
+                       std::span<const http_header> extra, char*& head);
+  void end_in_place(char* head, char* end);
   http_conn* conn_ = nullptr;
   uint32_t gen_ = 0;
   uint32_t seq_ = 0;

@@ -1,7 +1,9 @@
 #include "net/mcp_answers.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 
 namespace sluice::net {
 
@@ -118,26 +120,58 @@ std::string_view decision_start(policy::verdict v) {
 }
 }  // namespace
 
-void append_decision_body(std::string& out, const policy::decision& d) {
-  out += decision_start(d.what);
-  policy::append_json_escaped(out, d.tool);
-  out += R"(","rule":")";
-  policy::append_json_escaped(out, d.rule);
-  out += R"(","reason":")";
-  policy::append_json_escaped(out, d.reason);
-  out += '"';
+decision_body::decision_body(const policy::decision& d)
+    : d_(d),
+      start_(decision_start(d.what)),
+      tool_(policy::json_escaped_size(d.tool)),
+      rule_(policy::json_escaped_size(d.rule)),
+      reason_(policy::json_escaped_size(d.reason)) {
+  char* p = extra_;
+  char* const end = extra_ + sizeof extra_;
   if (d.what == policy::verdict::rate_limited) {
-    out += ",\"retry_after\":";
-    append_seconds(out, d.retry_after_ns);
+    constexpr std::string_view kRetry = ",\"retry_after\":";
+    p = std::copy(kRetry.begin(), kRetry.end(), p);
+    p += std::snprintf(p, static_cast<size_t>(end - p), "%.3f",
+                       static_cast<double>(d.retry_after_ns) / 1e9);
   }
   if (d.what == policy::verdict::invalid) {
-    out += ",\"error\":{\"code\":";
-    append_int(out, static_cast<int>(d.error));
-    out += ",\"message\":";
-    append_json_string(out, d.reason);
-    out += '}';
+    constexpr std::string_view kError = ",\"error\":{\"code\":";
+    p = std::copy(kError.begin(), kError.end(), p);
+    p = std::to_chars(p, end, static_cast<int>(d.error)).ptr;
   }
-  out += '}';
+  extra_len_ = static_cast<size_t>(p - extra_);
+  size_ =
+      start_.size() + tool_ + kRule.size() + rule_ + kReason.size() + reason_ + 1 + extra_len_ + 1;
+  if (d.what == policy::verdict::invalid) size_ += kMessage.size() + reason_ + 2;
+}
+
+char* decision_body::put(char* p) const {
+  auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  put(start_);
+  p = policy::put_json_escaped(p, d_.tool, tool_);
+  put(kRule);
+  p = policy::put_json_escaped(p, d_.rule, rule_);
+  put(kReason);
+  p = policy::put_json_escaped(p, d_.reason, reason_);
+  *p++ = '"';
+  if (extra_len_ != 0) put(std::string_view(extra_, extra_len_));
+  if (d_.what == policy::verdict::invalid) {  // the reason again, as the error's message
+    put(kMessage);
+    p = policy::put_json_escaped(p, d_.reason, reason_);
+    put("\"}");
+  }
+  *p++ = '}';
+  return p;
+}
+
+void append_decision_body(std::string& out, const policy::decision& d) {
+  const decision_body body(d);
+  const size_t at = out.size();
+  out.resize(at + body.size());
+  body.put(out.data() + at);
 }
 
 int64_t retry_after_seconds(int64_t ns) {

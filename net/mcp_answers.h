@@ -1,7 +1,8 @@
 #pragma once
 // The answers Sluice writes itself: JSON-RPC errors, policy denials in the shape agents
-// read (what PolicyLayer does), and decision-service bodies. All append to a caller-owned
-// string whose capacity is reused: no allocation per answer once warm.
+// read (what PolicyLayer does), and decision-service bodies. They append to a caller-owned
+// string whose capacity is reused (no allocation per answer once warm), or, for the decision
+// service's body, are written straight into a connection's output.
 
 #include <string>
 #include <string_view>
@@ -33,7 +34,29 @@ void append_rpc_error(std::string& out, std::string_view id, int code, std::stri
 void append_denial(std::string& out, std::string_view id, const policy::decision& d,
                    bool is_tool_call, bool as_error);
 
-// {"decision":..,"tool":..,"rule":..,"reason":..[,"retry_after":s]} for POST /v1/decide.
+// The body of a POST /v1/decide answer, sized before it is written so that it can be formatted
+// straight into a connection's output: {"decision":..,"tool":..,"rule":..,"reason":..} plus
+// ,"retry_after":SECONDS when rate_limited, or ,"error":{"code":..,"message":REASON} when
+// invalid. Holds views of the decision's strings: use it while they live.
+class decision_body {
+ public:
+  explicit decision_body(const policy::decision& d);
+  [[nodiscard]] size_t size() const { return size_; }
+  char* put(char* p) const;  // writes size() bytes at p, returns the end
+
+ private:
+  static constexpr std::string_view kRule = R"(","rule":")";
+  static constexpr std::string_view kReason = R"(","reason":")";
+  static constexpr std::string_view kMessage = R"(,"message":")";
+  const policy::decision& d_;
+  std::string_view start_;       // {"decision":"VERDICT","tool":"
+  size_t tool_, rule_, reason_;  // escaped sizes
+  char extra_[48];               // the retry time or the error code, formatted
+  size_t extra_len_ = 0;
+  size_t size_ = 0;
+};
+
+// The same body appended to a string.
 void append_decision_body(std::string& out, const policy::decision& d);
 
 // Seconds to wait, rounded up, for Retry-After (at least 1).

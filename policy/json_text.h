@@ -12,6 +12,12 @@ namespace sluice::policy {
 // characters escaped; every other byte as it is (the input is UTF-8).
 void append_json_escaped(std::string& out, std::string_view s);
 
+// The same escaping into a caller-sized buffer, for text formatted in place (an answer
+// written straight into a connection's output): json_escaped_size(s) bytes, then
+// put_json_escaped writes exactly that many at p and returns the end.
+[[nodiscard]] size_t json_escaped_size(std::string_view s);
+char* put_json_escaped(char* p, std::string_view s, size_t escaped_size);
+
 // Appends `s` as a JSON string literal, quotes included.
 inline void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');

@@ -46,6 +46,7 @@ kill -KILL "$sluice_pid"
 wait "$sluice_pid" 2>/dev/null || true
 profile=$(ls "$work"/cg.out.* 2>/dev/null | head -1)
 [ -n "$profile" ] || { echo "callgrind wrote no profile" >&2; exit 1; }
+if [ -n "${KEEP_PROFILE:-}" ]; then cp "$profile" "$KEEP_PROFILE"; fi
 echo "$calls calls proxied under callgrind; instructions per call (inclusive):"
 callgrind_annotate --inclusive=yes --threshold=100 "$profile" 2>/dev/null |
   awk -v n="$calls" '/^ *[0-9,]+ \( *[0-9.]+%\) / {
@@ -54,6 +55,5 @@ callgrind_annotate --inclusive=yes --threshold=100 "$profile" 2>/dev/null |
     sub(/^\?\?\?:/, "", name); sub(/ \[[^]]*\]$/, "", name)
     gsub(/\(anonymous namespace\)/, "{anon}", name)
     sub(/\(.*$/, "", name)
-    if (ir / n >= 100) printf "%8d  %s\n", ir / n, name }' | head -50
+    if (ir / n >= 100 && shown++ < 50) printf "%8d  %s\n", ir / n, name }'
 if [ -n "${FOOTPRINT:-}" ]; then python3 "$root/bench/net/code_footprint.py" "$profile" "$calls"; fi
-if [ -n "${KEEP_PROFILE:-}" ]; then cp "$profile" "$KEEP_PROFILE"; fi

@@ -1,5 +1,6 @@
-// append_json_escaped against a byte-at-a-time reference: every byte value at every position of
-// strings that span the eight-byte steps, and random strings.
+// append_json_escaped, json_escaped_size and put_json_escaped against a byte-at-a-time
+// reference: every byte value at every position of strings that span the eight-byte steps, and
+// random strings.
 
 #include "policy/json_text.h"
 
@@ -37,14 +38,22 @@ std::string reference(std::string_view s) {
   return out;
 }
 
+// The string form; checks on the way that the in-place form writes the same bytes, exactly
+// json_escaped_size of them (a sentinel after them stays).
 std::string escaped(std::string_view s) {
   std::string out = "prefix:";  // appends, never overwrites
   append_json_escaped(out, s);
+  const size_t n = json_escaped_size(s);
+  std::string buf(n + 1, '#');
+  char* end = put_json_escaped(buf.data(), s, n);
+  EXPECT_EQ(end, buf.data() + n);
+  EXPECT_EQ(buf.back(), '#');
+  EXPECT_EQ("prefix:" + buf.substr(0, n), out);
   return out;
 }
 
 TEST(JsonEscape, EveryByteAtEveryPosition) {
-  for (size_t len : {1u, 7u, 8u, 9u, 15u, 16u, 17u, 23u, 24u}) {
+  for (size_t len : {1u, 7u, 8u, 9u, 15u, 16u, 17u, 23u, 24u, 31u, 32u, 33u}) {
     for (size_t at = 0; at < len; ++at) {
       for (int b = 0; b < 256; ++b) {
         std::string s(len, 'a');
