@@ -110,7 +110,7 @@ struct route {
 // waits (the shard goes on serving) until the hub's next grant or close, then is decided
 // again. Holds copies of what the decision and the forwarding read; reused.
 struct parked_call {
-  bool decide_service = false;  // POST /v1/decide, else POST to rt's MCP endpoint
+  bool decide_service = false;  // POST /v1/decide (decided by rt's policy), else to rt itself
   route* rt = nullptr;
   response_slot slot;
   std::string_view grant;  // points into the grant table (or a literal): outlives the call
@@ -220,7 +220,12 @@ class gateway_shard final : public request_handler, public control::shard_contro
       return respond_rpc_error(slot, 400, {}, kErrorBadPath, error);
     }
     if (route* r = find_route(path_)) return mcp(*r, req, slot);
-    if (settings_.serve_main && is_decide_path(path_)) return decide_service(req, slot);
+    if (is_decide_path(path_)) {
+      if (route* r = decide_route(path_)) return decide_service(*r, req, slot);
+      return respond_rpc_error(slot, 404, {}, kErrorNoEndpoint,
+                               "not found: no policy decides at this path (no top-level policy; "
+                               "a server's calls are decided under the service at its path)");
+    }
     respond_rpc_error(slot, 404, {}, kErrorNoEndpoint, "not found: no MCP endpoint at this path");
   }
 
@@ -387,10 +392,21 @@ class gateway_shard final : public request_handler, public control::shard_contro
     return path.starts_with(d) && (path.size() == d.size() || path[d.size()] == '/');
   }
 
+  // The endpoint whose policy (and counters) the decision service decides with: the server
+  // that the path under the service names exactly (/v1/decide/servers/<name>/mcp, which is
+  // what Envoy's ext_authz sends for a call to /servers/<name>/mcp), else the top-level one;
+  // null when there is none.
+  route* decide_route(std::string_view path) {
+    const std::string_view rest = path.substr(settings_.decide_path.size());
+    for (const auto& r : servers_)
+      if (rest == r->path) return r.get();
+    return settings_.serve_main ? &main_ : nullptr;
+  }
+
   // POST /v1/decide: the status is the decision. Answers inline; does not allocate once warm.
   // GET and DELETE (a proxy asking about the client's server stream or session end) carry no
   // message: allowed for a known caller, as the gateway passes them through undecided.
-  void decide_service(const http_request& req, response_slot& slot) {
+  void decide_service(route& r, const http_request& req, response_slot& slot) {
     const bool post = req.method == "POST";
     if (!post && req.method != "GET" && req.method != "DELETE") {
       if (req.method == "OPTIONS") return options(req, slot, "POST, GET, DELETE, OPTIONS");
@@ -413,7 +429,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
       append_decision_body(out_, d);
       return slot.respond(400, kJson, out_);
     }
-    decide_answer(req, slot, who);
+    decide_answer(r, req, slot, who);
   }
 
   void decide_no_message(const http_request& req, response_slot& slot) {
@@ -432,9 +448,10 @@ class gateway_shard final : public request_handler, public control::shard_contro
     slot.respond(decision_status(d.what), kJson, out_);
   }
 
-  void decide_answer(const http_request& req, response_slot& slot, const policy::identity& who) {
-    const policy::body_decision& bd = decide(main_, req.body, who);
-    if (bd.wait() && park(true, main_, req, slot, who)) return;
+  void decide_answer(route& r, const http_request& req, response_slot& slot,
+                     const policy::identity& who) {
+    const policy::body_decision& bd = decide(r, req.body, who);
+    if (bd.wait() && park(true, r, req, slot, who)) return;
     const policy::decision& d = bd.overall;
     const decision_body body(d);  // formatted straight into the connection's output
     auto write = [&body](char* p) { return body.put(p); };
@@ -741,7 +758,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
         req.body = std::string_view(p->body.data(), p->body_size);
         const policy::identity who{p->grant, p->session};
         if (p->decide_service) {
-          decide_answer(req, p->slot, who);
+          decide_answer(*p->rt, req, p->slot, who);
         } else {
           mcp_post(*p->rt, req, p->slot, who);
         }

@@ -215,6 +215,46 @@ TEST_F(servers, RateLimitCountersAreKeptApartByServer) {
   EXPECT_EQ(call_count(*b_), 2u);
 }
 
+// The decision service decides a server's calls with that server's policy and counters when
+// the path under it names the server (what Envoy's ext_authz sends: its path_prefix followed by
+// the client's path). With no top-level policy, a path that names no server has none: 404.
+TEST_F(servers, DecisionServiceDecidesWithTheServerItsPathNames) {
+  ASSERT_NO_FATAL_FAILURE(start({"--shards", "2"}));
+  const int64_t day = static_cast<int64_t>(std::time(nullptr)) / 86400;
+  auto del_a = post("/v1/decide/servers/a/mcp", call("1", "delete_bucket", R"({"bucket":"x"})"));
+  ASSERT_TRUE(del_a);
+  EXPECT_EQ(del_a->status, 403) << del_a->body;
+  EXPECT_EQ(json(del_a->body).str("/reason"), "a: deleting is not allowed") << del_a->body;
+  auto del_b = post("/v1/decide/servers/b/mcp?x=1", call("2", "delete_bucket", "{}"));
+  ASSERT_TRUE(del_b);
+  EXPECT_EQ(del_b->status, 200) << del_b->body;
+  auto write_b = post("/v1/decide/servers/b/mcp", call("3", "write_file", R"({"path":"p"})"));
+  ASSERT_TRUE(write_b);
+  EXPECT_EQ(write_b->status, 403) << write_b->body;
+  EXPECT_EQ(json(write_b->body).str("/reason"), "b: read-only") << write_b->body;
+
+  // a's counter "calls" (2 a day) counts decisions and calls through the gateway alike.
+  for (int i = 0; i < 2; ++i) {
+    auto r = post("/v1/decide/servers/a/mcp", call(std::to_string(i), "echo", R"({"text":"x"})"));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << i << ": " << r->body;
+  }
+  auto third = post("/servers/a/mcp", call("3", "echo", R"({"text":"x"})"));
+  ASSERT_TRUE(third);
+  if (static_cast<int64_t>(std::time(nullptr)) / 86400 == day) {
+    EXPECT_TRUE(contains(third->body, "rate limit exceeded: counter 'calls'")) << third->body;
+  }
+
+  for (const char* target : {"/v1/decide", "/v1/decide/mcp", "/v1/decide/servers/c/mcp"}) {
+    auto none = post(target, call("4", "echo", "{}"));
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->status, 404) << target;
+    EXPECT_TRUE(contains(none->body, "no policy decides at this path")) << none->body;
+  }
+  EXPECT_EQ(call_count(*a_), 0u) << calls(*a_);  // deciding forwards nothing
+  EXPECT_EQ(call_count(*b_), 0u) << calls(*b_);
+}
+
 // A session id is bound to the endpoint it was issued on: server a's session cannot be named
 // at b's path (b would count it as a session of its own, or forward it to its server).
 TEST_F(servers, SessionIdsServeOnlyTheServerThatIssuedThem) {
