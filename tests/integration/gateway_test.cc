@@ -1292,6 +1292,8 @@ TEST(gateway_startup, SettingsThatCouldNeverWorkExit1) {
       {{"--allow-origin", "app.example.com"}, "--allow-origin app.example.com: an origin is"},
       {{"--allow-origin", "https://App.example.com/"}, "; write https://app.example.com"},
       {{"--allow-origin", "*"}, "--allow-origin *: "},
+      {{"--allow-origin", "https://app.example.com:443"}, "; write https://app.example.com\n"},
+      {{"--allow-origin", "HTTP://app.example.com:80/x"}, "; write http://app.example.com\n"},
       {{"--upstream-header", "Host: elsewhere"}, "Sluice writes Host"},
       {{"--upstream-header", "X-Team : b"}, "must be an HTTP token"},
   };

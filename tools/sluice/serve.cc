@@ -447,9 +447,16 @@ bool endpoint_paths_ok(const serve_options& o) {
   return true;
 }
 
+// The port a scheme's origins leave out (RFC 6454 6.1: browsers omit the default port).
+std::string_view default_port_suffix(std::string_view origin) {
+  if (origin.starts_with("https://")) return ":443";
+  if (origin.starts_with("http://")) return ":80";
+  return {};
+}
+
 // An --allow-origin is compared with the Origin header byte for byte, and browsers send an
-// origin as scheme://host[:port], lower case, with no path: any other spelling would never
-// match, so it is refused with the spelling that would.
+// origin as scheme://host[:port], lower case, with no path and without the scheme's default
+// port: any other spelling would never match, so it is refused with the spelling that would.
 bool origins_ok(const serve_options& o) {
   for (const std::string& origin : o.allow_origin) {
     const size_t sep = origin.find("://");
@@ -459,17 +466,21 @@ bool origins_ok(const serve_options& o) {
       ok = c > ' ' && c < 0x7f && !(c >= 'A' && c <= 'Z') &&
            (i < sep + 3 || (c != '/' && c != '?' && c != '#'));
     }
+    const std::string_view default_port = default_port_suffix(origin);
+    if (ok && !default_port.empty() && origin.ends_with(default_port)) ok = false;
     if (ok) continue;
     std::string hint;  // the same origin as a browser would spell it, when there is one
     if (sep != std::string::npos && sep != 0) {
       std::string h = origin.substr(0, origin.find_first_of("/?#", sep + 3));
       for (char& c : h)
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      const std::string_view port = default_port_suffix(h);
+      if (!port.empty() && h.ends_with(port)) h.resize(h.size() - port.size());
       if (h.size() > sep + 3) hint = "; write " + h;
     }
     std::fprintf(stderr,
                  "sluice serve: --allow-origin %s: an origin is scheme://host[:port], in lower "
-                 "case and without a path, as browsers send it%s\n",
+                 "case, without a path or the scheme's default port, as browsers send it%s\n",
                  origin.c_str(), hint.c_str());
     return false;
   }
