@@ -238,7 +238,8 @@ void print_usage(FILE* f) {
       "  --config FILE              a JSON object with any of the options below as keys\n"
       "                             (dashes as underscores; lists as arrays); flags win.\n"
       "                             Its \"servers\" object puts several servers behind the\n"
-      "                             gateway, each on /servers/NAME/mcp with its own policy:\n"
+      "                             gateway, each on /servers/NAME/mcp with its own policy\n"
+      "                             (decided at --decide-path/servers/NAME/mcp too):\n"
       "                             {\"servers\": {\"NAME\": {\"policy\": FILE, \"upstream\": URL\n"
       "                             | \"upstream_command\": CMD, \"upstream_header\": [...]}}}\n"
       "                             (docs/gateway.md, \"Several servers\")\n",
