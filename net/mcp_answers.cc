@@ -131,8 +131,9 @@ decision_body::decision_body(const policy::decision& d)
   if (d.what == policy::verdict::rate_limited) {
     constexpr std::string_view kRetry = ",\"retry_after\":";
     p = std::copy(kRetry.begin(), kRetry.end(), p);
-    p += std::snprintf(p, static_cast<size_t>(end - p), "%.3f",
-                       static_cast<double>(d.retry_after_ns) / 1e9);
+    const int n = std::snprintf(p, static_cast<size_t>(end - p), "%.3f",
+                                static_cast<double>(d.retry_after_ns) / 1e9);
+    p += std::clamp(n, 0, static_cast<int>(end - p) - 1);  // at most 14 digits: never clamped
   }
   if (d.what == policy::verdict::invalid) {
     constexpr std::string_view kError = ",\"error\":{\"code\":";
