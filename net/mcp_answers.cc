@@ -147,22 +147,22 @@ decision_body::decision_body(const policy::decision& d)
 }
 
 char* decision_body::put(char* p) const {
-  auto put = [&p](std::string_view s) {
+  auto copy = [&p](std::string_view s) {
     std::memcpy(p, s.data(), s.size());
     p += s.size();
   };
-  put(start_);
+  copy(start_);
   p = policy::put_json_escaped(p, d_.tool, tool_);
-  put(kRule);
+  copy(kRule);
   p = policy::put_json_escaped(p, d_.rule, rule_);
-  put(kReason);
+  copy(kReason);
   p = policy::put_json_escaped(p, d_.reason, reason_);
   *p++ = '"';
-  if (extra_len_ != 0) put(std::string_view(extra_, extra_len_));
+  if (extra_len_ != 0) copy(std::string_view(extra_, extra_len_));
   if (d_.what == policy::verdict::invalid) {  // the reason again, as the error's message
-    put(kMessage);
+    copy(kMessage);
     p = policy::put_json_escaped(p, d_.reason, reason_);
-    put("\"}");
+    copy("\"}");
   }
   *p++ = '}';
   return p;
