@@ -397,9 +397,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
   // what Envoy's ext_authz sends for a call to /servers/<name>/mcp), else the top-level one;
   // null when there is none.
   route* decide_route(std::string_view path) {
-    const std::string_view rest = path.substr(settings_.decide_path.size());
-    for (const auto& r : servers_)
-      if (rest == r->path) return r.get();
+    if (route* r = find_route(path.substr(settings_.decide_path.size()))) return r;
     return settings_.serve_main ? &main_ : nullptr;
   }
 
@@ -425,9 +423,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
       d.what = verdict::invalid;
       d.error = policy::rpc_error::invalid_request;
       d.reason = "Content-Type names a charset other than UTF-8";
-      out_.clear();
-      append_decision_body(out_, d);
-      return slot.respond(400, kJson, out_);
+      return respond_decision(slot, d);
     }
     decide_answer(r, req, slot, who);
   }
@@ -443,17 +439,20 @@ class gateway_shard final : public request_handler, public control::shard_contro
       d.error = policy::rpc_error::invalid_request;
       d.reason = kNoBodyOnGet;
     }
-    out_.clear();
-    append_decision_body(out_, d);
-    slot.respond(decision_status(d.what), kJson, out_);
+    respond_decision(slot, d);
   }
 
   void decide_answer(route& r, const http_request& req, response_slot& slot,
                      const policy::identity& who) {
     const policy::body_decision& bd = decide(r, req.body, who);
     if (bd.wait() && park(true, r, req, slot, who)) return;
-    const policy::decision& d = bd.overall;
-    const decision_body body(d);  // formatted straight into the connection's output
+    respond_decision(slot, bd.overall);
+  }
+
+  // The decision service's answer: the status is the verdict, the body is formatted straight
+  // into the connection's output.
+  void respond_decision(response_slot& slot, const policy::decision& d) {
+    const decision_body body(d);
     auto write = [&body](char* p) { return body.put(p); };
     if (d.what == verdict::rate_limited) {
       char secs[24];

@@ -1,7 +1,7 @@
 #pragma once
 // Writing JSON text: string escaping shared by every module that formats JSON by hand
 // (answers, audit lines, generated policies). Appends to a caller-owned string, so a
-// reused buffer does not allocate once warm.
+// reused buffer does not allocate once warm, or writes into a buffer the caller sized.
 
 #include <string>
 #include <string_view>

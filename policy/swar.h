@@ -1,6 +1,6 @@
 #pragma once
 // Eight bytes at a time in a 64-bit word (SWAR), for scans that look for a few byte values
-// (JSON escaping, CR/LF in header values). Each function marks, in the high bit of each byte,
+// (CR/LF in header values). Each function marks, in the high bit of each byte,
 // at least the bytes that match and only ever bytes at or above a matching one (a borrow
 // carries upward only past a match): exact as to whether any byte matches, which is all
 // the callers ask.
