@@ -122,6 +122,7 @@ decision decider::decide_rule(const compiled_rule& r, const message& m, const id
   char scratch[16];
   for (const compiled_limit& l : r.limits) {
     std::string_view value;
+    uint64_t seed = l.counter_hash ^ kScopeSeeds[static_cast<int>(l.scope)];
     switch (l.scope) {
       case scope_kind::global:
         break;
@@ -129,13 +130,18 @@ decision decider::decide_rule(const compiled_rule& r, const message& m, const id
         value = who.grant;
         break;
       case scope_kind::session:
+        // A session is counted within its grant: calls without a session id (a stateless
+        // server issues none) are one count per grant, not one for every caller, and a
+        // caller of another grant that sends this session's id (say, to the decision
+        // service) does not use up its count. A session belongs to one grant (the gateway
+        // answers 404 to any other), so no real session's count is split.
+        seed = hash_bytes(who.grant.data(), who.grant.size(), seed);
         value = who.session;
         break;
       case scope_kind::arg:
         value = canonical_key(args[l.slot], scratch, key_buf_);
         break;
     }
-    const uint64_t seed = l.counter_hash ^ kScopeSeeds[static_cast<int>(l.scope)];
     limit_request req;
     req.key.hi = hash_bytes(value.data(), value.size(), seed);
     req.key.lo = hash_bytes(value.data(), value.size(), seed ^ kSeedLo);

@@ -185,6 +185,7 @@ TEST(InteropStreams, OpenSessionStreamsDoNotStarveCalls) {
 // ---------------------------------------------------------------------------------------------
 // stdio upstreams: what only a process that Sluice runs can do.
 
+using sluice::testing::header_list;
 using sluice::testing::http_client;
 using sluice::testing::mcp_post;
 
@@ -394,19 +395,24 @@ TEST_F(SdkExpressUpstream, NoCharsetMakesTheServerReadAnotherCall) {
 
 // A stateless server (no session ids issued, none checked) behind a session-scoped limit: an
 // agent that makes up a new Mcp-Session-Id for each call gets 404 from Sluice, not a new
-// count, because only ids Sluice handed out name sessions (net/session_binding.h).
+// count, because only ids Sluice handed out name sessions (net/session_binding.h). Calls
+// without a session are one count per grant: another agent's calls do not use it up.
 TEST_F(SdkExpressUpstream, InventedSessionIdsDoNotResetASessionLimit) {
   sluice::testing::temp_file policy(
       R"({"version":"1","default":"deny","tools":{"read_file":{"limits":[)"
       R"({"counter":"reads","window":4294967295,"max":2,"scope":"session"}]}}})");
-  auto sluice = process::spawn(
-      binary_path("SLUICE_BIN"),
-      {"serve", "--policy", policy.path(), "--listen", "127.0.0.1:0", "--shards", "1", "--upstream",
-       "http://127.0.0.1:" + std::to_string(upstream->port()) + "/mcp"});
+  sluice::testing::temp_file grants(
+      R"({"grants":[{"name":"alpha","token_sha256":")" + sluice::testing::hash_token("token-a") +
+      R"("},{"name":"beta","token_sha256":")" + sluice::testing::hash_token("token-b") + R"("}]})");
+  auto sluice = process::spawn(binary_path("SLUICE_BIN"),
+                               {"serve", "--policy", policy.path(), "--listen", "127.0.0.1:0",
+                                "--shards", "1", "--grants", grants.path(), "--upstream",
+                                "http://127.0.0.1:" + std::to_string(upstream->port()) + "/mcp"});
   ASSERT_TRUE(sluice && sluice->wait_ready());
   http_client c(sluice->port(), kNodeTimeout);
+  const header_list alpha = {{"Authorization", "Bearer token-a"}};
   // The server is stateless: initialize opens no session, so Sluice hands out none.
-  auto init = mcp_post(c, kInitialize, {}, kNodeTimeout);
+  auto init = mcp_post(c, kInitialize, alpha, kNodeTimeout);
   ASSERT_TRUE(init);
   ASSERT_EQ(init->status, 200) << init->body;
   EXPECT_EQ(init->header_or_empty("Mcp-Session-Id"), "");
@@ -416,28 +422,35 @@ TEST_F(SdkExpressUpstream, InventedSessionIdsDoNotResetASessionLimit) {
            std::to_string(i) + R"("}}})";
   };
   for (int i = 1; i <= 3; ++i) {
-    auto r =
-        mcp_post(c, read(i), {{"Mcp-Session-Id", "made-up-" + std::to_string(i)}}, kNodeTimeout);
+    header_list h = alpha;
+    h.emplace_back("Mcp-Session-Id", "made-up-" + std::to_string(i));
+    auto r = mcp_post(c, read(i), h, kNodeTimeout);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 404) << r->body;
   }
-  int allowed = 0, limited = 0;
-  for (int i = 4; i <= 6; ++i) {
-    auto r = mcp_post(c, read(i), {}, kNodeTimeout);
-    ASSERT_TRUE(r);
-    ASSERT_EQ(r->status, 200) << r->body;
-    if (r->body.find("[POLICY DENIED]") != std::string::npos) {
-      ++limited;
-    } else {
-      ++allowed;
+  // Three sessionless calls per grant, alpha's first: two of each are allowed.
+  for (const char* token : {"token-a", "token-b"}) {
+    int allowed = 0, limited = 0;
+    for (int i = 4; i <= 6; ++i) {
+      auto r =
+          mcp_post(c, read(i), {{"Authorization", std::string("Bearer ") + token}}, kNodeTimeout);
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 200) << r->body;
+      if (r->body.find("[POLICY DENIED]") != std::string::npos) {
+        ++limited;
+      } else {
+        ++allowed;
+      }
     }
+    EXPECT_EQ(allowed, 2) << token;
+    EXPECT_EQ(limited, 1) << token;
   }
-  EXPECT_EQ(allowed, 2);
-  EXPECT_EQ(limited, 1);
   http_client u(upstream->port(), kNodeTimeout);
   auto calls = u.request("GET", "/calls");
   ASSERT_TRUE(calls);
   EXPECT_EQ(calls->body, R"([{"path":"/r/4","contentType":"application/json"},)"
+                         R"({"path":"/r/5","contentType":"application/json"},)"
+                         R"({"path":"/r/4","contentType":"application/json"},)"
                          R"({"path":"/r/5","contentType":"application/json"}])");
   EXPECT_EQ(sluice->terminate(), 0);
 }

@@ -390,7 +390,23 @@ TEST_F(DeciderTest, SessionScopeCountsPerSession) {
   EXPECT_EQ(verdict_of(call("t"), {"A", "s1"}), verdict::allow);
   EXPECT_EQ(verdict_of(call("t"), {"A", "s1"}), verdict::rate_limited);
   EXPECT_EQ(verdict_of(call("t"), {"A", "s2"}), verdict::allow);
-  EXPECT_EQ(verdict_of(call("t"), {"B", "s1"}), verdict::rate_limited);  // same session
+  // The same id sent by another grant is another count: a caller cannot use up a session of
+  // another grant's by naming it.
+  EXPECT_EQ(verdict_of(call("t"), {"B", "s1"}), verdict::allow);
+  EXPECT_EQ(verdict_of(call("t"), {"B", "s1"}), verdict::rate_limited);
+}
+
+// Behind a stateless server calls carry no session id: each grant's are one count of their
+// own, not one count for every caller. The grant and session are hashed apart, so "ab" + "c"
+// is not "a" + "bc".
+TEST_F(DeciderTest, CallsWithoutASessionAreCountedPerGrant) {
+  load(policy(R"({"t":{"limits":[{"counter":"c","window":"minute","max":1,"scope":"session"}]}})"));
+  EXPECT_EQ(verdict_of(call("t"), {"A", ""}), verdict::allow);
+  EXPECT_EQ(verdict_of(call("t"), {"A", ""}), verdict::rate_limited);
+  EXPECT_EQ(verdict_of(call("t"), {"B", ""}), verdict::allow);
+  EXPECT_EQ(verdict_of(call("t"), {"B", ""}), verdict::rate_limited);
+  EXPECT_EQ(verdict_of(call("t"), {"ab", "c"}), verdict::allow);
+  EXPECT_EQ(verdict_of(call("t"), {"a", "bc"}), verdict::allow);
 }
 
 TEST_F(DeciderTest, GrantScopeCountsPerGrant) {
