@@ -9,13 +9,17 @@
 #include <simdjson.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/harness.h"
@@ -385,6 +389,140 @@ TEST_F(control, reload_when_the_file_changes) {
   r = post(call("3", "echo", R"({"text":"hi"})"));
   ASSERT_TRUE(r);
   EXPECT_FALSE(denied(*r)) << r->body;
+}
+
+// Six reloads while four agents' calls stream through both shards (echo denied in odd
+// versions, allowed in even ones): no call is lost or answered with an error, every call sent
+// once a version was adopted by every shard, and answered before the next reload began, obeys
+// that version, and the server received exactly the calls answered as allowed.
+TEST_F(control, reload_under_load_loses_no_call_and_calls_after_adoption_obey_it) {
+  start({"--no-watch-policy"});
+  {
+    http_client u(upstream_->port(), kLong);
+    auto cleared = u.request("DELETE", "/_calls", {}, {}, kLong);
+    ASSERT_TRUE(cleared && cleared->status == 200);
+  }
+  constexpr int kClients = 4, kLastVersion = 7, kPerVersion = 100;
+  struct outcome {
+    std::string text;
+    int adopted_before = 0, requested_after = 0;  // the versions around the call
+    bool allowed = false;
+  };
+  std::atomic<int> requested{1}, adopted{1};
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::condition_variable cv;  // a new version adopted, or stop
+  std::vector<std::vector<outcome>> seen(kClients);
+  std::vector<std::string> errors(kClients);
+  std::vector<std::atomic<int>> done(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      http_client h(port_, kLong);
+      int version = adopted.load(), made = 0;
+      for (int n = 0; !stop.load(); ++n) {
+        const int a = adopted.load();
+        if (a != version) {
+          version = a;
+          made = 0;
+        }
+        if (made == kPerVersion) {  // enough in this version: wait for the next one
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return stop.load() || adopted.load() != version; });
+          --n;
+          continue;
+        }
+        outcome o;
+        o.text = "c" + std::to_string(c) + "-" + std::to_string(n);
+        o.adopted_before = a;
+        auto r = mcp_post(h, call(std::to_string(n + 1), "echo", R"({"text":")" + o.text + "\"}"),
+                          {}, kLong);
+        o.requested_after = requested.load();
+        if (!r || r->status != 200) {
+          errors[c] = o.text + ": " + (r ? std::to_string(r->status) + " " + r->body : "no answer");
+          return;
+        }
+        o.allowed = !denied(*r);
+        if (o.allowed && !contains(r->body, "\"" + o.text + "\"")) {
+          errors[c] = o.text + ": neither denied nor its echo: " + r->body;
+          return;
+        }
+        if (!o.allowed && !contains(r->body, "echo is off")) {
+          errors[c] = o.text + ": denied for another reason: " + r->body;
+          return;
+        }
+        seen[c].push_back(std::move(o));
+        ++made;
+        done[c].fetch_add(1);
+      }
+    });
+  }
+  // Until every client has made `k` more calls (or one of them stopped on an error).
+  const auto wait_progress = [&](int k) {
+    std::vector<int> from(kClients);
+    for (int c = 0; c < kClients; ++c)
+      from[c] = done[c].load();
+    const auto deadline = steady::now() + kLong;
+    for (int c = 0; c < kClients && steady::now() < deadline;) {
+      if (done[c].load() >= from[c] + k || !errors[c].empty()) {
+        ++c;
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  };
+  bool reloads_ok = true;
+  for (int v = 2; v <= kLastVersion && reloads_ok; ++v) {
+    wait_progress(3);
+    write_file(policy_, v % 2 == 0 ? kAllowEcho : kDenyEcho);
+    requested.store(v);
+    auto rl = admin("POST", "/admin/reload");
+    reloads_ok = rl && rl->status == 200 && wait_adopted(v);
+    EXPECT_TRUE(reloads_ok) << "version " << v << ": " << (rl ? rl->body : "no answer");
+    {
+      std::lock_guard lock(mu);
+      adopted.store(v);
+    }
+    cv.notify_all();
+  }
+  wait_progress(3);
+  {
+    std::lock_guard lock(mu);
+    stop.store(true);
+  }
+  cv.notify_all();
+  for (auto& t : clients)
+    t.join();
+  for (int c = 0; c < kClients; ++c)
+    EXPECT_EQ(errors[c], "") << "client " << c;
+  ASSERT_TRUE(reloads_ok);
+
+  std::vector<int> exact(kLastVersion + 1);
+  int allowed = 0;
+  for (const auto& calls : seen) {
+    for (const outcome& o : calls) {
+      allowed += o.allowed;
+      if (o.adopted_before != o.requested_after) continue;  // a reload overlapped the call
+      ++exact[o.adopted_before];
+      EXPECT_EQ(o.allowed, o.adopted_before % 2 == 0)
+          << o.text << " was answered after version " << o.adopted_before << " was adopted";
+    }
+  }
+  for (int v = 1; v <= kLastVersion; ++v)
+    EXPECT_GT(exact[v], 0) << "version " << v;
+  // What reached the server: exactly the calls answered as allowed.
+  http_client u(upstream_->port(), kLong);
+  auto got = u.request("GET", "/_calls", {}, {}, kLong);
+  ASSERT_TRUE(got && got->status == 200);
+  int received = 0;
+  for (size_t at = 0; (at = got->body.find(R"("name":"echo")", at)) != std::string::npos; ++at)
+    ++received;
+  EXPECT_EQ(received, allowed);
+  for (const auto& calls : seen) {
+    for (const outcome& o : calls) {
+      EXPECT_EQ(contains(got->body, R"({"text":")" + o.text + "\"}"), o.allowed) << o.text;
+    }
+  }
 }
 
 TEST_F(control, approval_approved_is_forwarded_as_it_arrived) {
