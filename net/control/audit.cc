@@ -48,7 +48,8 @@ void append_audit_line(std::string& out, const audit_record& r) {
     case audit_event::decision:
       out += "\"decision\",\"verdict\":\"";
       out += verdict_name(r.verdict);
-      out += '"';
+      out += "\",\"policy_version\":";
+      out += std::to_string(r.policy_version);
       break;
     case audit_event::approval_approved:
       out += "\"approval\",\"verdict\":\"approved\"";

@@ -40,7 +40,8 @@ struct audit_record {
   int64_t latency_ns = 0;  // time to decide the body this message came in
   uint32_t shard = 0;
   audit_event event = audit_event::decision;
-  uint8_t verdict = 0;  // policy::verdict
+  uint8_t verdict = 0;          // policy::verdict
+  uint64_t policy_version = 0;  // decisions: the version of the policy that decided
   bool has_digest = false;
   unsigned char args_sha256[32];
   fixed_text<16> rpc_id;  // not in the line: the approval id for approval events

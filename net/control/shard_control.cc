@@ -250,6 +250,7 @@ void shard_control::record(const policy::decider& d, const policy::body_decision
     r.shard = id_;
     r.event = audit_event::decision;
     r.verdict = static_cast<uint8_t>(dc.what);
+    r.policy_version = seen_version_;  // adopted between loop iterations: the decider's version
     r.server.set(server_name);
     r.grant.set(who.grant);
     r.session.set(who.session);

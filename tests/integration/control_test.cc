@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -394,9 +395,11 @@ TEST_F(control, reload_when_the_file_changes) {
 // Six reloads while four agents' calls stream through both shards (echo denied in odd
 // versions, allowed in even ones): no call is lost or answered with an error, every call sent
 // once a version was adopted by every shard, and answered before the next reload began, obeys
-// that version, and the server received exactly the calls answered as allowed.
+// that version, the server received exactly the calls answered as allowed, and the audit log
+// has one line for each call with the verdict the agent got and the version that decided it.
 TEST_F(control, reload_under_load_loses_no_call_and_calls_after_adoption_obey_it) {
-  start({"--no-watch-policy"});
+  const std::string audit = dir_ + "/audit.log";
+  start({"--no-watch-policy", "--audit-log", audit});
   {
     http_client u(upstream_->port(), kLong);
     auto cleared = u.request("DELETE", "/_calls", {}, {}, kLong);
@@ -523,6 +526,40 @@ TEST_F(control, reload_under_load_loses_no_call_and_calls_after_adoption_obey_it
       EXPECT_EQ(contains(got->body, R"({"text":")" + o.text + "\"}"), o.allowed) << o.text;
     }
   }
+
+  // The audit log, flushed by a clean shutdown: each call's line found by its arguments' hash.
+  ASSERT_EQ(sluice_->terminate(kLong), 0);
+  struct line_seen {
+    bool allowed = false;
+    int64_t version = 0;
+    int count = 0;
+  };
+  std::map<std::string, line_seen> lines;
+  std::stringstream file(read_file(audit));
+  simdjson::dom::parser p;
+  for (std::string l; std::getline(file, l);) {
+    simdjson::dom::element j;
+    ASSERT_EQ(p.parse(l).get(j), simdjson::SUCCESS) << l;
+    ASSERT_EQ(std::string_view(j["event"].get_string().value_unsafe()), "decision") << l;
+    line_seen& ls = lines[std::string(j["args_sha256"].get_string().value_unsafe())];
+    ls.allowed = std::string_view(j["verdict"].get_string().value_unsafe()) == "allow";
+    ls.version = j["policy_version"].get_int64().value_unsafe();
+    ++ls.count;
+    EXPECT_EQ(ls.allowed, ls.version % 2 == 0) << l;
+  }
+  size_t calls_made = 0;
+  for (const auto& calls : seen) {
+    for (const outcome& o : calls) {
+      ++calls_made;
+      const auto it = lines.find(sha256_hex(R"({"text":")" + o.text + "\"}"));
+      ASSERT_NE(it, lines.end()) << o.text << " has no audit line";
+      EXPECT_EQ(it->second.count, 1) << o.text;
+      EXPECT_EQ(it->second.allowed, o.allowed) << o.text;
+      EXPECT_GE(it->second.version, o.adopted_before) << o.text;
+      EXPECT_LE(it->second.version, o.requested_after) << o.text;
+    }
+  }
+  EXPECT_EQ(lines.size(), calls_made);
 }
 
 TEST_F(control, approval_approved_is_forwarded_as_it_arrived) {

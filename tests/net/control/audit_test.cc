@@ -27,6 +27,7 @@ TEST(audit_line, carries_every_field_as_json) {
   r.latency_ns = 812;
   r.shard = 3;
   r.verdict = 1;
+  r.policy_version = 7;
   r.grant.set("ci-agent");
   r.session.set("s\"1");
   r.method.set("tools/call");
@@ -45,6 +46,7 @@ TEST(audit_line, carries_every_field_as_json) {
   EXPECT_EQ(std::string_view(j["time"].get_string().value_unsafe()), "2025-11-25T19:46:40.123456Z");
   EXPECT_EQ(std::string_view(j["event"].get_string().value_unsafe()), "decision");
   EXPECT_EQ(std::string_view(j["verdict"].get_string().value_unsafe()), "deny");
+  EXPECT_EQ(j["policy_version"].get_int64().value_unsafe(), 7);
   EXPECT_EQ(j["shard"].get_int64().value_unsafe(), 3);
   EXPECT_EQ(std::string_view(j["session"].get_string().value_unsafe()), "s\"1");
   EXPECT_EQ(std::string_view(j["rule"].get_string().value_unsafe()), "/tools/delete_*");
