@@ -418,9 +418,14 @@ TEST_F(control, reload_under_load_loses_no_call_and_calls_after_adoption_obey_it
   std::vector<std::vector<outcome>> seen(kClients);
   std::vector<std::string> errors(kClients);
   std::vector<std::atomic<int>> done(kClients);
+  std::vector<std::atomic<bool>> stopped(kClients);  // errors[c] is read only after the join
   std::vector<std::thread> clients;
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
+      struct mark_stopped {
+        std::atomic<bool>& flag;
+        ~mark_stopped() { flag.store(true); }
+      } on_exit{stopped[c]};
       http_client h(port_, kLong);
       int version = adopted.load(), made = 0;
       for (int n = 0; !stop.load(); ++n) {
@@ -462,14 +467,14 @@ TEST_F(control, reload_under_load_loses_no_call_and_calls_after_adoption_obey_it
       }
     });
   }
-  // Until every client has made `k` more calls (or one of them stopped on an error).
+  // Until every client has made `k` more calls (or one of them stopped, on an error).
   const auto wait_progress = [&](int k) {
     std::vector<int> from(kClients);
     for (int c = 0; c < kClients; ++c)
       from[c] = done[c].load();
     const auto deadline = steady::now() + kLong;
     for (int c = 0; c < kClients && steady::now() < deadline;) {
-      if (done[c].load() >= from[c] + k || !errors[c].empty()) {
+      if (done[c].load() >= from[c] + k || stopped[c].load()) {
         ++c;
       } else {
         std::this_thread::yield();
