@@ -243,7 +243,10 @@ TEST_F(control, slow_clients_are_counted) {
   start({"--max-output-bytes", "4096", "--send-timeout-ms", "300"});
   EXPECT_EQ(metric(metrics(), "sluice_client_holds_total"), 0);
   EXPECT_EQ(metric(metrics(), "sluice_client_send_timeouts_total"), 0);
-  http_client c(port_);
+  // Small buffers on both sides of this client's connection, so that its output backs up
+  // after a few hundred answers: with loopback's defaults the shard would first decide
+  // megabytes of pipelined requests, seconds of work for a sanitizer build on a busy machine.
+  http_client c(port_, socket_options{.rcvbuf = 4096, .sndbuf = 4096, .maxseg = 536});
   const std::string body =
       R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}})";
   const std::string req =

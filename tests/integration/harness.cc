@@ -473,6 +473,7 @@ http_client::http_client(http_client&& o) noexcept {
 http_client& http_client::operator=(http_client&& o) noexcept {
   if (this != &o) {
     close();
+    options_ = o.options_;
     fd_ = std::exchange(o.fd_, -1);
     port_ = o.port_;
     in_ = std::move(o.in_);
@@ -493,6 +494,16 @@ bool http_client::connect(uint16_t port, std::chrono::milliseconds timeout) {
   if (fd_ < 0) return false;
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // Before connect(): the receive buffer sets the window scale, the segment size is announced
+  // in the SYN.
+  const auto set = [this](int level, int name, int value) {
+    if (value > 0 && ::setsockopt(fd_, level, name, &value, sizeof value) != 0) {
+      ADD_FAILURE() << "setsockopt(" << name << ", " << value << "): " << std::strerror(errno);
+    }
+  };
+  set(SOL_SOCKET, SO_RCVBUF, options_.rcvbuf);
+  set(SOL_SOCKET, SO_SNDBUF, options_.sndbuf);
+  set(IPPROTO_TCP, TCP_MAXSEG, options_.maxseg);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);

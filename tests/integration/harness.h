@@ -190,10 +190,25 @@ struct sse_event {
 
 // A blocking client over one TCP connection to 127.0.0.1. Each call takes a timeout; false /
 // nullopt means timeout, EOF or a broken response.
+// Socket options an http_client sets before it connects (0 keeps the kernel's default).
+struct socket_options {
+  int rcvbuf = 0;  // SO_RCVBUF: how much of the server's answers this client's kernel takes
+  int sndbuf = 0;  // SO_SNDBUF
+  // TCP_MAXSEG: the segment size this client announces. The server sizes its send buffer for
+  // the connection from it (a few segments), so a small one keeps the server's buffered
+  // output small: on loopback the default (~64 KiB segments) lets it buffer megabytes.
+  int maxseg = 0;
+};
+
 class http_client {
  public:
   http_client() = default;
   explicit http_client(uint16_t port, std::chrono::milliseconds timeout = kDefaultTimeout) {
+    connect(port, timeout);
+  }
+  http_client(uint16_t port, const socket_options& options,
+              std::chrono::milliseconds timeout = kDefaultTimeout)
+      : options_(options) {
     connect(port, timeout);
   }
   http_client(const http_client&) = delete;
@@ -248,6 +263,7 @@ class http_client {
   bool fill(clock::time_point deadline);
   bool pull_body(clock::time_point deadline, std::string& out);
 
+  socket_options options_;  // applied by every connect()
   int fd_ = -1;
   uint16_t port_ = 0;
   std::string in_;  // received, not yet consumed
