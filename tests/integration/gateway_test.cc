@@ -1276,6 +1276,29 @@ TEST(gateway_startup, BadPolicyFileExits1WithPointerMessages) {
   EXPECT_TRUE(contains(missing.err, "/nonexistent.json: /: ")) << missing.err;
 }
 
+TEST(gateway_startup, BadGrantsFileExits1WithPointerMessage) {
+  const std::string bin = binary_path("SLUICE_BIN");
+  ASSERT_FALSE(bin.empty());
+  // The token's hash is one hex digit short: no token could ever match it.
+  temp_file grants(R"({"grants":[{"name":"alpha","token_sha256":")" +
+                   hash_token("token-alpha").substr(1) + R"("}]})");
+  auto r = run(bin,
+               {"serve", "--listen", "127.0.0.1:0", "--policy", policy_path("gateway.json"),
+                "--grants", grants.path()},
+               kLong);
+  EXPECT_EQ(r.exit, 1);
+  EXPECT_TRUE(contains(r.err, grants.path() + ": /grants/0/token_sha256: expected 64 hex digits"))
+      << r.err;
+  EXPECT_EQ(r.out, "");
+  auto missing = run(bin,
+                     {"serve", "--listen", "127.0.0.1:0", "--policy", policy_path("gateway.json"),
+                      "--grants", "/nonexistent/grants.json"},
+                     kLong);
+  EXPECT_EQ(missing.exit, 1);
+  EXPECT_TRUE(contains(missing.err, "/nonexistent/grants.json: /: cannot read the file"))
+      << missing.err;
+}
+
 // An endpoint path no request could reach (requests are routed by their normalised path), two
 // endpoints on one path, an --allow-origin no browser sends (they are compared byte for byte)
 // or an --upstream-header that would not be forwarded is a configuration error: exit 1 with a
