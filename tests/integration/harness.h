@@ -188,8 +188,6 @@ struct sse_event {
 // Splits a complete text/event-stream body into events (CR characters are ignored).
 [[nodiscard]] std::vector<sse_event> parse_sse(std::string_view body);
 
-// A blocking client over one TCP connection to 127.0.0.1. Each call takes a timeout; false /
-// nullopt means timeout, EOF or a broken response.
 // Socket options an http_client sets before it connects (0 keeps the kernel's default).
 struct socket_options {
   int rcvbuf = 0;  // SO_RCVBUF: how much of the server's answers this client's kernel takes
@@ -200,6 +198,8 @@ struct socket_options {
   int maxseg = 0;
 };
 
+// A blocking client over one TCP connection to 127.0.0.1. Each call takes a timeout; false /
+// nullopt means timeout, EOF or a broken response.
 class http_client {
  public:
   http_client() = default;
