@@ -444,9 +444,7 @@ TEST_F(control, reload_under_load_loses_no_call_and_calls_after_adoption_obey_it
           continue;
         }
         outcome o;
-        // Appended piece by piece: "c" + std::to_string(c) trips GCC 12's -Wrestrict at -O3.
-        o.text = "c";
-        o.text.append(std::to_string(c)).append("-").append(std::to_string(n));
+        o.text = "c" + std::to_string(c) + "-" + std::to_string(n);
         o.adopted_before = a;
         auto r = mcp_post(h, call(std::to_string(n + 1), "echo", R"({"text":")" + o.text + "\"}"),
                           {}, kLong);

@@ -336,14 +336,9 @@ TEST_F(example_server, RawGarbageGetsAnHttpErrorAndClose) {
 }
 
 TEST_F(example_server, BatchesAreAnsweredAsArraysInOrder) {
-  // (append, not "[" + rpc(...): GCC 12 at -O3 warns -Wrestrict on literal + temporary string)
-  std::string batch = "[";
-  batch.append(rpc("1", "ping"))
-      .append(R"(,{"jsonrpc":"2.0","method":"notifications/initialized"},)")
-      .append(call("2", "echo", R"({"text":"b"})"))
-      .append(",")
-      .append(rpc("3", "no/such"))
-      .append(",17]");
+  const std::string batch =
+      "[" + rpc("1", "ping") + R"(,{"jsonrpc":"2.0","method":"notifications/initialized"},)" +
+      call("2", "echo", R"({"text":"b"})") + "," + rpc("3", "no/such") + ",17]";
   auto r = post_json_only(batch);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);

@@ -486,12 +486,9 @@ void relay::done() {
   delete this;
 }
 
-// Whether the space-separated stats line holds the word `want`. (Built by append, not
-// " " + stats + " ": GCC 12 at -O3 warns -Wrestrict on a literal plus a temporary string.)
+// Whether the space-separated stats line holds the word `want`.
 bool has_stat(std::string_view stats, std::string_view want) {
-  std::string line(" "), word(" ");
-  line.append(stats).append(" ");
-  word.append(want).append(" ");
+  const std::string line = " " + std::string(stats) + " ", word = " " + std::string(want) + " ";
   return line.find(word) != std::string::npos;
 }
 
