@@ -292,7 +292,11 @@ bool load_servers(const std::string& path, simdjson::dom::element value, serve_o
       std::fprintf(stderr, "sluice serve: %s: expected an object\n", where.c_str());
       return false;
     }
-    for (auto [k, v] : fields) {
+    for (dom::key_value_pair field : fields) {
+      // Named copies, not a structured binding: clang before 16 cannot capture a binding in
+      // the lambda below.
+      const std::string_view k = field.key;
+      const dom::element v = field.value;
       const std::string at = where + "/" + std::string(k);
       std::string_view sv;
       auto text = [&](std::string& out) {
