@@ -162,20 +162,6 @@ std::string node() {
   return "";
 }
 
-temp_file::temp_file(std::string_view content) {
-  char tmpl[] = "/tmp/sluice-test-XXXXXX";
-  const int fd = ::mkstemp(tmpl);
-  if (fd >= 0) {
-    path_ = tmpl;
-    (void)!::write(fd, content.data(), content.size());
-    ::close(fd);
-  }
-}
-
-temp_file::~temp_file() {
-  if (!path_.empty()) ::unlink(path_.c_str());
-}
-
 // ---- process ----
 
 std::unique_ptr<process> process::spawn(const std::string& path,

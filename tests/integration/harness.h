@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/temp_file.h"  // temp_file, shared with the unit tests
+
 namespace sluice::testing {
 
 inline constexpr std::chrono::milliseconds kDefaultTimeout{5000};
@@ -135,20 +137,6 @@ struct run_result {
 
 // The first executable "node" on PATH (/usr/bin:/bin when PATH is unset); "" when none.
 [[nodiscard]] std::string node();
-
-// A temporary file holding content, removed when the object goes. path() is "" when it could
-// not be created.
-class temp_file {
- public:
-  explicit temp_file(std::string_view content);
-  temp_file(const temp_file&) = delete;
-  temp_file& operator=(const temp_file&) = delete;
-  ~temp_file();
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // `sluice hash-token` of a token (SLUICE_BIN, the token given on stdin through a file): its
 // entry for a grants file. Fails the current test when the command fails.

@@ -6,33 +6,16 @@
 #include "net/grants.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <string>
 #include <string_view>
+
+#include "tests/temp_file.h"
 
 namespace sluice::net {
 namespace {
 
-// A file holding `text` for the test's lifetime.
-class grants_file {
- public:
-  explicit grants_file(const std::string& text) {
-    const int fd = mkstemp(path_);
-    if (fd < 0 || write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-      ADD_FAILURE() << "cannot write " << path_;
-    }
-    if (fd >= 0) close(fd);
-  }
-  ~grants_file() { unlink(path_); }
-  grants_file(const grants_file&) = delete;
-  grants_file& operator=(const grants_file&) = delete;
-  std::string path() const { return path_; }
-
- private:
-  char path_[32] = "/tmp/sluice-grants-XXXXXX";
-};
+using sluice::testing::temp_file;
 
 std::string hex(std::string_view token) {
   return to_hex(sha256(token));
@@ -45,8 +28,8 @@ std::string upper(std::string s) {
 }
 
 TEST(grants, AFileMapsEachTokensHashToItsGrant) {
-  grants_file f(R"({"grants":[{"name":"ci-agent","token_sha256":")" + hex("token-a") +
-                R"("},{"token_sha256":")" + upper(hex("token-b")) + R"(","name":"ops"}]})");
+  temp_file f(R"({"grants":[{"name":"ci-agent","token_sha256":")" + hex("token-a") +
+              R"("},{"token_sha256":")" + upper(hex("token-b")) + R"(","name":"ops"}]})");
   std::string error;
   auto table = grant_table::load(f.path(), error);
   ASSERT_TRUE(table) << error;
@@ -63,7 +46,7 @@ TEST(grants, AFileMapsEachTokensHashToItsGrant) {
 }
 
 TEST(grants, AnEmptyListIsAFileWithNoGrants) {
-  grants_file f(R"({"grants":[]})");
+  temp_file f(R"({"grants":[]})");
   std::string error;
   auto table = grant_table::load(f.path(), error);
   ASSERT_TRUE(table) << error;
@@ -104,7 +87,7 @@ TEST(grants, EachBrokenFileNamesWhereAndWhat) {
        "/grants/1/token_sha256: the same token is listed twice"},
   };
   for (const auto& c : cases) {
-    grants_file f(c.text);
+    temp_file f(c.text);
     std::string error;
     EXPECT_EQ(grant_table::load(f.path(), error), nullptr) << c.text;
     EXPECT_EQ(error.rfind(f.path() + ": " + c.message, 0), 0u)

@@ -5,11 +5,10 @@
 #include "net/siphash.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
 #include <string>
+
+#include "tests/temp_file.h"
 
 namespace sluice::net {
 namespace {
@@ -100,20 +99,18 @@ TEST(session_binding, AnyOtherCallerOrAnyChangeIsRefused) {
 }
 
 TEST(session_binding, AKeyFileGivesTheSameKeyToEveryProcess) {
-  char path[] = "/tmp/sluice-session-key-XXXXXX";
-  const int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  close(fd);
+  const sluice::testing::temp_file file("0123456789abcde");  // 15 bytes: too short
+  const std::string& path = file.path();
+  ASSERT_FALSE(path.empty());
   std::array<uint8_t, 16> k1{}, k2{};
   std::string error;
-  std::ofstream(path) << "0123456789abcde";  // 15 bytes: too short
   EXPECT_FALSE(session_binding::key_from_file(path, k1, error));
   EXPECT_NE(error.find("at least 16 bytes"), std::string::npos) << error;
-  std::ofstream(path) << "0123456789abcdef";
+  file.write("0123456789abcdef");
   ASSERT_TRUE(session_binding::key_from_file(path, k1, error)) << error;
   ASSERT_TRUE(session_binding::key_from_file(path, k2, error)) << error;
   EXPECT_EQ(k1, k2);
-  std::remove(path);
+  file.remove();
   EXPECT_FALSE(session_binding::key_from_file(path, k1, error));
   EXPECT_NE(error.find(path), std::string::npos) << error;
   EXPECT_NE(session_binding::random_key(), session_binding::random_key());

@@ -3,11 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-#include <cstdio>
-#include <fstream>
 #include <string>
 #include <string_view>
+
+#include "tests/temp_file.h"
 
 namespace sluice::policy {
 namespace {
@@ -786,14 +785,10 @@ TEST(LoaderTest, ReportsEveryError) {
 // Files
 
 TEST(LoaderTest, LoadsFile) {
-  char name[] = "/tmp/sluice_loader_test_XXXXXX";
-  const int fd = mkstemp(name);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(write(fd, kPolicyLayer.data(), kPolicyLayer.size()),
-            static_cast<ssize_t>(kPolicyLayer.size()));
-  close(fd);
+  const sluice::testing::temp_file file(kPolicyLayer);
+  const std::string& name = file.path();
+  ASSERT_FALSE(name.empty());
   const load_result r = load_policy_file(name);
-  unlink(name);
   EXPECT_TRUE(r.errors.empty());
   ASSERT_TRUE(r.policy.has_value());
   EXPECT_EQ(r.policy->source, name);
@@ -802,19 +797,15 @@ TEST(LoaderTest, LoadsFile) {
 }
 
 TEST(LoaderTest, FileErrorsNameTheFile) {
-  char name[] = "/tmp/sluice_loader_test_XXXXXX";
-  const int fd = mkstemp(name);
-  ASSERT_GE(fd, 0);
-  const std::string_view text = R"({"version":"1","default":"deny","tools":{"x":{"acton":1}}})";
-  ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
-  close(fd);
+  const sluice::testing::temp_file file(
+      R"({"version":"1","default":"deny","tools":{"x":{"acton":1}}})");
+  const std::string& name = file.path();
+  ASSERT_FALSE(name.empty());
   const load_result r = load_policy_file(name);
-  unlink(name);
   EXPECT_FALSE(r.policy.has_value());
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].file, name);
-  EXPECT_EQ(r.errors[0].to_string().rfind(std::string(name) + ": /tools/x/acton: unknown field", 0),
-            0u);
+  EXPECT_EQ(r.errors[0].to_string().rfind(name + ": /tools/x/acton: unknown field", 0), 0u);
 }
 
 TEST(LoaderTest, UnreadableFileIsOneError) {
