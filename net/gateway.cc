@@ -267,6 +267,9 @@ class gateway_shard final : public request_handler, public control::shard_contro
   void on_client_send_timeout() override {
     if (ctl_) ctl_->client_send_timeout();
   }
+  net::status_counts* response_counts() override {
+    return ctl_ ? &ctl_->metrics().responses : nullptr;
+  }
   policy::limiter& limiter() { return limiter_; }
   control::shard_control* control() { return ctl_.get(); }
 

@@ -45,8 +45,8 @@ class http_shard_handler;
 // engine slot), so nothing here allocates per request after warm-up.
 class http_conn final : public request_sink {
  public:
-  http_conn(const http_limits& limits, request_handler* handler)
-      : limits_(limits), parser_(limits), handler_(handler) {
+  http_conn(const http_limits& limits, request_handler* handler, status_counts* counts)
+      : limits_(limits), parser_(limits), handler_(handler), counts_(counts) {
     uint32_t cap = 2;
     while (cap < limits.max_pipelined + 1)
       cap *= 2;
@@ -241,6 +241,11 @@ class http_conn final : public request_sink {
     }
   }
 
+  // An answer's head is being written.
+  void count(int status) {
+    if (counts_ != nullptr) counts_->add(status);
+  }
+
   void complete(uint32_t seq) {
     holder& h = at(seq);
     if (h.waiter != nullptr) {
@@ -336,6 +341,7 @@ class http_conn final : public request_sink {
   const http_limits limits_;
   http1_parser parser_;
   request_handler* handler_;
+  status_counts* counts_;
   engine::connection* conn_ = nullptr;
   uint32_t gen_ = 1;
   uint32_t next_seq_ = 0;   // sequence number of the next parsed request
@@ -378,6 +384,7 @@ char* response_slot::start_in_place(int status, std::string_view content_type, s
   if (h.started) return nullptr;
   const bool close = conn_->ends_connection(seq_);
   const response_head rh{status, content_type, extra, close, h.http10 && !close, h.cors_origin};
+  conn_->count(status);
   head = conn_->prepare(seq_, response_size(rh, length));
   return head + format_sized_head(head, rh, length);
 }
@@ -397,6 +404,7 @@ void response_slot::begin(int status, std::string_view content_type,
   if (h.http10) h.close = true;  // HTTP/1.0: the end of the body is the end of the connection
   response_head head{status, content_type, extra, conn_->ends_connection(seq_),
                      false,  h.cors_origin};
+  conn_->count(status);
   char* p = conn_->prepare(seq_, stream_head_size(head));
   conn_->commit(seq_, format_stream_head(p, head, h.chunked));
 }
@@ -410,6 +418,7 @@ void response_slot::begin_sized(int status, std::string_view content_type, uint6
   h.chunked = false;
   const bool close = conn_->ends_connection(seq_);
   response_head head{status, content_type, extra, close, h.http10 && !close, h.cors_origin};
+  conn_->count(status);
   char* p = conn_->prepare(seq_, response_size(head, 0));
   conn_->commit(seq_, format_sized_head(p, head, length));
 }
@@ -472,17 +481,19 @@ void response_slot::abort() {
 class http_shard_handler final : public engine::connection_handler {
  public:
   http_shard_handler(const http_limits& limits, std::unique_ptr<request_handler> handler)
-      : limits_(limits), handler_(std::move(handler)) {}
+      : limits_(limits), handler_(std::move(handler)), counts_(handler_->response_counts()) {}
 
   void on_open(engine::connection& conn) override {
     if (conn.overloaded()) {
+      if (counts_ != nullptr) counts_->add(503);
       put_error(conn, 503, true);
       conn.close();
       return;
     }
     uint32_t i = conn.index();
     if (i >= conns_.size()) conns_.resize(i + 1);
-    if (!conns_[i]) conns_[i] = std::make_unique<http_conn>(limits_, handler_.get());  // warm-up
+    if (!conns_[i])
+      conns_[i] = std::make_unique<http_conn>(limits_, handler_.get(), counts_);  // warm-up
     conn.user = conns_[i].get();
     conns_[i]->open(conn);
   }
@@ -516,6 +527,7 @@ class http_shard_handler final : public engine::connection_handler {
  private:
   const http_limits limits_;
   std::unique_ptr<request_handler> handler_;
+  status_counts* counts_;
   std::vector<std::unique_ptr<http_conn>> conns_;  // by engine slot index, reused
 };
 

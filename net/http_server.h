@@ -11,6 +11,7 @@
 
 #include "engine/runtime.h"
 #include "net/http1.h"
+#include "net/status_counts.h"
 
 namespace sluice::net {
 
@@ -107,6 +108,10 @@ class request_handler {
   // stopped (its answers are not being taken); a client was cut off by the send timeout.
   virtual void on_client_held() {}
   virtual void on_client_send_timeout() {}
+  // Where the shard's answers are counted by status (every final answer on this shard's
+  // connections: the handler's, relayed ones, and the HTTP layer's own errors). Asked once,
+  // when the shard starts; null: not counted.
+  virtual status_counts* response_counts() { return nullptr; }
 };
 
 // Called on each shard's thread.

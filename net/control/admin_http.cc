@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <unordered_map>
 
 #include "engine/clock.h"
@@ -181,6 +182,15 @@ std::string plane::impl::metrics_text() {
   help(out, "sluice_client_send_timeouts_total", "counter",
        "Clients disconnected for taking none of their output for --send-timeout-ms.");
   metric_line(out, "sluice_client_send_timeouts_total", {}, t.client_send_timeouts);
+  help(out, "sluice_http_responses_total", "counter",
+       "Answers sent to clients, by HTTP status: decisions, relayed upstream answers, and "
+       "requests refused before any decision (malformed, over a limit, unauthorized).");
+  for (size_t i = 0; i < net::status_counts::kCodes; ++i) {
+    if (t.responses[i] == 0) continue;
+    char code[24];
+    std::snprintf(code, sizeof code, "code=\"%d\"", net::status_counts::kFirst + int(i));
+    metric_line(out, "sluice_http_responses_total", code, t.responses[i]);
+  }
   help(out, "sluice_limiter_keys", "gauge", "Live rate-limit keys, all shards.");
   metric_line(out, "sluice_limiter_keys", {}, t.limiter_keys);
   if (const cluster_metrics* c = owner.options().cluster.get()) {

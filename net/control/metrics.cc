@@ -72,6 +72,8 @@ void metrics_totals::add(const shard_metrics& m) {
   approvals_refused += m.approvals_refused.get();
   client_holds += m.client_holds.get();
   client_send_timeouts += m.client_send_timeouts.get();
+  for (size_t i = 0; i < net::status_counts::kCodes; ++i)
+    responses[i] += m.responses.get(i);
 }
 
 std::string_view verdict_name(size_t v) {

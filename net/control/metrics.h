@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "net/status_counts.h"
+
 namespace sluice::control {
 
 inline constexpr size_t kVerdicts = 5;         // policy::verdict
@@ -65,6 +67,7 @@ struct alignas(64) shard_metrics {
   counter client_holds;               // reading stopped for a client slow to take its output
   counter client_send_timeouts;       // clients cut off by --send-timeout-ms
   counter tools_overflow[kVerdicts];  // names that did not fit the table
+  net::status_counts responses;       // answers to clients by status (the HTTP layer counts)
   tool_slot tools[kToolSlots];
 
   // Counts one message's decision under its tool name ("" for messages without one) and
@@ -101,6 +104,7 @@ struct metrics_totals {
   uint64_t approvals_parked = 0, approvals_approved = 0, approvals_denied = 0,
            approvals_timed_out = 0, approvals_refused = 0;
   uint64_t client_holds = 0, client_send_timeouts = 0;
+  uint64_t responses[net::status_counts::kCodes] = {};  // by status - status_counts::kFirst
   void add(const shard_metrics& m);
 };
 

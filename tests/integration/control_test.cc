@@ -319,6 +319,62 @@ TEST_F(control, metrics_change_after_calls) {
   EXPECT_EQ(j.num("/clients/send_timeouts"), 0) << stats->body;
 }
 
+// Every answer is counted under its status: relayed ones, decisions, and the requests refused
+// before any decision, by the HTTP layer (malformed, too large) or the MCP endpoint.
+TEST_F(control, answers_are_counted_by_status) {
+  start({"--max-body-bytes", "4096"});
+  EXPECT_EQ(metric(metrics(), R"(sluice_http_responses_total{code="200"})"), -1);
+  for (int i = 0; i < 2; ++i) {  // allowed: the upstream's 200, relayed
+    auto r = post(call(std::to_string(i + 1), "list_buckets", "{}"));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  auto d = post(call("3", "delete_bucket", R"({"bucket":"b"})"));  // denied: 200 with the reason
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(denied(*d));
+  auto n = post(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->status, 202);
+  {
+    http_client c(port_);
+    auto r = c.request("POST", "/mcp", call("4", "list_buckets", "{}"),
+                       {{"Content-Type", "application/json"}, {"Accept", "text/html"}}, kLong);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 406);
+  }
+  {
+    http_client c(port_);
+    auto r = c.request("PUT", "/mcp", "{}", {{"Content-Type", "application/json"}}, kLong);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 405);
+  }
+  {
+    http_client c(port_);
+    ASSERT_TRUE(
+        c.send("POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n{}"));  // smuggling: 400
+    auto r = c.read_response(kLong);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400);
+  }
+  {
+    http_client c(port_);
+    auto r = c.request("POST", "/mcp", std::string(5000, ' '),
+                       {{"Content-Type", "application/json"}}, kLong);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 413);
+  }
+  const std::string m = metrics();
+  EXPECT_EQ(metric(m, R"(sluice_http_responses_total{code="200"})"), 3) << m;
+  EXPECT_EQ(metric(m, R"(sluice_http_responses_total{code="202"})"), 1);
+  EXPECT_EQ(metric(m, R"(sluice_http_responses_total{code="400"})"), 1);
+  EXPECT_EQ(metric(m, R"(sluice_http_responses_total{code="405"})"), 1);
+  EXPECT_EQ(metric(m, R"(sluice_http_responses_total{code="406"})"), 1);
+  EXPECT_EQ(metric(m, R"(sluice_http_responses_total{code="413"})"), 1);
+  EXPECT_EQ(metric(m, R"(sluice_http_responses_total{code="500"})"), -1);  // only codes seen
+  EXPECT_NE(m.find("# TYPE sluice_http_responses_total counter"), std::string::npos);
+}
+
 TEST_F(control, reload_through_the_api_and_a_broken_file_keeps_the_old_policy) {
   start({"--no-watch-policy"});
   auto r = post(call("1", "echo", R"({"text":"hi"})"));
