@@ -382,6 +382,15 @@ std::string plane::impl::stats_json() {
   out += ",\"waited\":" + std::to_string(t.upstream.waited);
   out += "},\"clients\":{\"holds\":" + std::to_string(t.client_holds);
   out += ",\"send_timeouts\":" + std::to_string(t.client_send_timeouts);
+  // Answers to clients by status class (sluice_http_responses_total has each code).
+  uint64_t by_class[5] = {};
+  for (size_t i = 0; i < net::status_counts::kCodes; ++i)
+    by_class[i / 100] += t.responses[i];
+  out += "},\"responses\":{";
+  for (size_t c = 0; c < 5; ++c) {
+    if (c != 0) out += ',';
+    out += '"' + std::to_string(c + 1) + "xx\":" + std::to_string(by_class[c]);
+  }
   out += "}}";
   return out;
 }

@@ -32,7 +32,7 @@ button{cursor:pointer;padding:3px 10px;margin-right:4px}.empty{color:#888}
 <table id="approvals"><thead><tr><th>id</th><th>tool</th><th>arguments</th><th>grant</th><th>session</th><th>age</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Top tools</h2><table id="tools"><thead><tr><th>tool</th><th>total</th><th>allow</th><th>deny</th><th>limited</th><th>approval</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Recent refusals</h2><table id="refusals"><thead><tr><th>time</th><th>tool</th><th>verdict</th><th>reason</th></tr></thead><tbody></tbody></table></section>
-<section class="wide"><h2>Upstream</h2><table id="upstream"><thead><tr><th>calls/s</th><th>failed/s</th><th>failures since start</th><th>connections idle · busy · stream</th><th>waiting</th><th>slow clients held · cut off</th></tr></thead><tbody><tr><td></td><td></td><td></td><td></td><td></td><td></td></tr></tbody></table></section>
+<section class="wide"><h2>Upstream</h2><table id="upstream"><thead><tr><th>calls/s</th><th>failed/s</th><th>failures since start</th><th>connections idle · busy · stream</th><th>waiting</th><th>slow clients held · cut off</th><th>answers 4xx · 5xx</th></tr></thead><tbody><tr><td></td><td></td><td></td><td></td><td></td><td></td><td></td></tr></tbody></table></section>
 </main>
 <script>
 "use strict";
@@ -82,6 +82,7 @@ function render(s) {
   ur[2].textContent = Object.entries(u.errors).filter(([, n]) => n).map(([k, n]) => k + " " + n).join(", ") || "none";
   ur[3].textContent = u.connections.idle + " · " + u.connections.busy + " · " + u.connections.stream;
   ur[4].textContent = u.waiting; ur[5].textContent = s.clients.holds + " · " + s.clients.send_timeouts;
+  ur[6].textContent = s.responses["4xx"] + " · " + s.responses["5xx"];
   last = s; draw();
   const ab = $("#approvals tbody"); ab.innerHTML = "";
   if (!s.approvals.length) { const tr = ab.insertRow(); const td = cell(tr, "nothing waits"); td.colSpan = 7; td.className = "empty"; }

@@ -373,6 +373,14 @@ TEST_F(control, answers_are_counted_by_status) {
   EXPECT_EQ(metric(m, R"(sluice_http_responses_total{code="413"})"), 1);
   EXPECT_EQ(metric(m, R"(sluice_http_responses_total{code="500"})"), -1);  // only codes seen
   EXPECT_NE(m.find("# TYPE sluice_http_responses_total counter"), std::string::npos);
+  // The dashboard's figures: by class.
+  auto stats = admin("GET", "/admin/stats");
+  ASSERT_TRUE(stats);
+  json j(stats->body);
+  ASSERT_TRUE(j.ok()) << stats->body;
+  EXPECT_EQ(j.num("/responses/2xx"), 4) << stats->body;
+  EXPECT_EQ(j.num("/responses/4xx"), 4) << stats->body;
+  EXPECT_EQ(j.num("/responses/5xx"), 0) << stats->body;
 }
 
 TEST_F(control, reload_through_the_api_and_a_broken_file_keeps_the_old_policy) {

@@ -47,6 +47,8 @@ try {
   const upstream = page.locator("#upstream tbody tr");
   await upstream.locator("td:nth-child(3)", { hasText: "none" }).waitFor();
   await upstream.locator("td:nth-child(4)", { hasText: /^[1-9]\d* · 0 · 0$/ }).waitFor();
+  // Answers by class: the agent's calls were answered, none with a 5xx.
+  await upstream.locator("td:nth-child(7)", { hasText: /^\d+ · 0$/ }).waitFor();
   if (process.env.SLUICE_DASHBOARD_SCREENSHOT) {
     await page.screenshot({ path: process.env.SLUICE_DASHBOARD_SCREENSHOT, fullPage: true });
   }
