@@ -13,6 +13,7 @@
 #include "net/session_binding.h"
 #include "net/tools_filter.h"
 #include "policy/decider.h"
+#include "policy/short_bytes.h"
 
 namespace sluice::net {
 
@@ -392,7 +393,8 @@ class gateway_shard final : public request_handler, public control::shard_contro
   // path_prefix followed by the client's own path (/v1/decide/mcp).
   bool is_decide_path(std::string_view path) const {
     const std::string_view d = settings_.decide_path;
-    return path.starts_with(d) && (path.size() == d.size() || path[d.size()] == '/');
+    return path.size() >= d.size() && policy::same_bytes(path.substr(0, d.size()), d) &&
+           (path.size() == d.size() || path[d.size()] == '/');
   }
 
   // The endpoint whose policy (and counters) the decision service decides with: the server

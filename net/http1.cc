@@ -5,6 +5,7 @@
 #include <cstring>
 #include <utility>
 
+#include "policy/short_bytes.h"
 #include "policy/swar.h"
 
 namespace sluice::net {
@@ -214,8 +215,7 @@ constexpr std::string_view kCorsRest =
     "Vary: Origin\r\n";
 
 char* put(char* p, std::string_view s) {
-  if (!s.empty()) std::memcpy(p, s.data(), s.size());  // an empty view may have no data
-  return p + s.size();
+  return policy::put_short(p, s);
 }
 
 size_t head_common_size(const response_head& h) {

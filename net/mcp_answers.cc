@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "policy/short_bytes.h"
+
 namespace sluice::net {
 
 namespace {
@@ -147,10 +149,7 @@ decision_body::decision_body(const policy::decision& d)
 }
 
 char* decision_body::put(char* p) const {
-  auto copy = [&p](std::string_view s) {
-    std::memcpy(p, s.data(), s.size());
-    p += s.size();
-  };
+  auto copy = [&p](std::string_view s) { p = policy::put_short(p, s); };
   copy(start_);
   p = policy::put_json_escaped(p, d_.tool, tool_);
   copy(kRule);

@@ -49,7 +49,7 @@ class arg_trie {
     const struct node& n = nodes_[node];
     if (n.children.size() <= kFew) {
       for (const auto& [k, next] : n.few)
-        if (k == key) return next;
+        if (same_bytes(k, key)) return next;
       return kNoSlot;
     }
     auto it = n.children.find(key);

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "policy/short_bytes.h"
+
 namespace sluice::policy {
 
 namespace detail {
@@ -62,7 +64,7 @@ struct string_hash {
 
 struct string_eq {
   using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+  bool operator()(std::string_view a, std::string_view b) const { return same_bytes(a, b); }
 };
 
 }  // namespace sluice::policy

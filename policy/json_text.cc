@@ -7,6 +7,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "policy/short_bytes.h"
+
 namespace sluice::policy {
 
 namespace {
@@ -58,10 +60,7 @@ size_t json_escaped_size(std::string_view s) {
 
 char* put_json_escaped(char* p, std::string_view s, size_t escaped_size) {
   static constexpr char kHex[] = "0123456789abcdef";
-  if (escaped_size == s.size()) {                        // nothing to escape: one copy
-    if (!s.empty()) std::memcpy(p, s.data(), s.size());  // an empty view may have no data
-    return p + s.size();
-  }
+  if (escaped_size == s.size()) return put_short(p, s);  // nothing to escape: one copy
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     if (c >= 0x20 && c != '"' && c != '\\') {

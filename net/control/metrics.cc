@@ -37,7 +37,7 @@ void shard_metrics::count_tool(std::string_view tool, uint8_t verdict, uint16_t 
       s.hash.store(h, std::memory_order_release);  // the reader sees the name complete
       return s.by_verdict[verdict].add();
     }
-    if (sh == h && s.server == server && std::string_view(s.name, s.len) == tool)
+    if (sh == h && s.server == server && policy::same_bytes(std::string_view(s.name, s.len), tool))
       return s.by_verdict[verdict].add();
   }
   tools_overflow[verdict].add();
