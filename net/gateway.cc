@@ -216,13 +216,13 @@ class gateway_shard final : public request_handler, public control::shard_contro
     // and options() refuse any other origin.
     if (!req.origin.empty() && origin_allowed(req.origin)) slot.allow_origin(req.origin);
     // Routing reads the normalised path only (net/request_path.h): one spelling, one route.
-    std::string_view error;
-    if (!normalize_request_path(req.target, path_, error)) {
+    std::string_view error, path;
+    if (!normalized_path(req.target, path_, path, error)) {
       return respond_rpc_error(slot, 400, {}, kErrorBadPath, error);
     }
-    if (route* r = find_route(path_)) return mcp(*r, req, slot);
-    if (is_decide_path(path_)) {
-      if (route* r = decide_route(path_)) return decide_service(*r, req, slot);
+    if (route* r = find_route(path)) return mcp(*r, req, slot);
+    if (is_decide_path(path)) {
+      if (route* r = decide_route(path)) return decide_service(*r, req, slot);
       return respond_rpc_error(slot, 404, {}, kErrorNoEndpoint,
                                "not found: no policy decides at this path (no top-level policy; "
                                "a server's calls are decided under the service at its path)");
@@ -277,9 +277,9 @@ class gateway_shard final : public request_handler, public control::shard_contro
   // An approved call (net/control): forwarded as it arrived; its rate limits were not taken.
   // It goes to the endpoint its target names, as when it was decided.
   bool forward_approved(control::held_call& c) override {
-    std::string_view error;
-    if (!normalize_request_path(c.target, path_, error)) return false;
-    route* r = find_route(path_);
+    std::string_view error, path;
+    if (!normalized_path(c.target, path_, path, error)) return false;
+    route* r = find_route(path);
     if (r == nullptr || !r->pool) return false;
     forward* f = take_forward();
     f->slot = c.slot;
@@ -820,7 +820,7 @@ class gateway_shard final : public request_handler, public control::shard_contro
   std::string accept_last_ = std::string(kAcceptMemoMax, '\0');  // capacity reserved
   bool accept_known_ = false;
   bool accept_ok_ = false;
-  std::string path_;  // the normalised path of the request being routed
+  std::string path_;  // the normalised path of the request being routed, when it is not its target
   std::vector<relay_message> relay_inbox_;
   std::vector<http_header> headers_;
   std::vector<std::unique_ptr<forward>> forwards_;  // every exchange object this shard made

@@ -39,6 +39,14 @@ size_t absolute_form_path(std::string_view target) {
 }  // namespace
 
 bool normalize_request_path(std::string_view target, std::string& out, std::string_view& error) {
+  std::string_view path;
+  if (!normalized_path(target, out, path, error)) return false;
+  if (path.data() != out.data()) out.assign(path);
+  return true;
+}
+
+bool normalized_path(std::string_view target, std::string& scratch, std::string_view& path,
+                     std::string_view& error) {
   // The common case, in one pass: a path with nothing to decode, no query and no segment
   // starting with '.' is its own normal form.
   bool plain = !target.empty() && target.front() == '/';
@@ -47,9 +55,10 @@ bool normalize_request_path(std::string_view target, std::string& out, std::stri
     plain = c != '%' && c != '\\' && c != '?' && !(c == '.' && target[i - 1] == '/');
   }
   if (plain) {
-    out.assign(target);
+    path = target;
     return true;
   }
+  std::string& out = scratch;
   out.clear();
   if (const size_t path_at = absolute_form_path(target); path_at != 0) {
     // RFC 9112 3.2.2: a server must accept the absolute-form (what a client sends to a
@@ -109,6 +118,7 @@ bool normalize_request_path(std::string_view target, std::string& out, std::stri
     }
     start = end + 1;
   }
+  path = out;
   return true;
 }
 

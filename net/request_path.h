@@ -26,6 +26,12 @@ namespace sluice::net {
 [[nodiscard]] bool normalize_request_path(std::string_view target, std::string& out,
                                           std::string_view& error);
 
+// The same, without copying the usual target: `path` is `target` itself when that is already
+// its normal form, else the normalised path written to `scratch` (valid until scratch
+// changes). The gateway's routing uses this one.
+[[nodiscard]] bool normalized_path(std::string_view target, std::string& scratch,
+                                   std::string_view& path, std::string_view& error);
+
 // Whether `name` is a valid server name: [A-Za-z0-9_-]+.
 [[nodiscard]] bool valid_server_name(std::string_view name);
 

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstring>
 
 #if defined(__AVX2__)
@@ -146,7 +147,10 @@ struct message_reader::impl {
   od::parser parser;
   od::document doc;
   const arg_trie* trie = nullptr;
-  std::vector<uint8_t> seen;  // per trie node: seen in this message's arguments
+  // Per trie node: the stamp of the last message whose arguments held it. A new message takes
+  // the next stamp instead of clearing the table (a libc memset call per message).
+  std::vector<uint32_t> seen;
+  uint32_t stamp = 0;
   message* cur = nullptr;
   const char* end = nullptr;  // end of the input: string scans stop here
 
@@ -273,8 +277,9 @@ struct message_reader::impl {
             if (!skip(f.value(), depth + 1)) return false;
             continue;
           }
-          if (seen[child]) invalid(rpc_error::invalid_params, "duplicate key in arguments");
-          seen[child] = 1;
+          if (seen[child] == stamp)
+            invalid(rpc_error::invalid_params, "duplicate key in arguments");
+          seen[child] = stamp;
           if (!walk_arg(f.value(), child, depth + 1)) return false;
         }
         break;
@@ -293,7 +298,7 @@ struct message_reader::impl {
           if (child == arg_trie::kNoSlot) {
             if (!skip(el, depth + 1)) return false;
           } else {
-            seen[child] = 1;
+            seen[child] = stamp;
             if (!walk_arg(el, child, depth + 1)) return false;
           }
           ++n;
@@ -375,7 +380,10 @@ struct message_reader::impl {
     cur = &m;
     m.args_begin = static_cast<uint32_t>(r.values_.size());
     r.values_.resize(r.values_.size() + r.slots_);
-    std::memset(seen.data(), 0, seen.size());
+    if (++stamp == 0) {  // wrapped: forget every stamp
+      std::fill(seen.begin(), seen.end(), 0);
+      stamp = 1;
+    }
     envelope env;
     for (auto fr : o) {
       od::field f;
@@ -517,7 +525,7 @@ struct message_reader::impl {
     trie = &t;
     end = data.data() + data.size();
     r.slots_ = t.slot_count();
-    seen.assign(t.node_count(), 0);
+    if (seen.size() < t.node_count()) seen.resize(t.node_count());   // older stamps: unseen
     if (data.empty()) return fatal(rpc_error::parse, "empty body");  // may have no storage
     if (data.size() > limits.max_bytes)
       return fatal(rpc_error::invalid_request, "message too large");

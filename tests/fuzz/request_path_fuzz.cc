@@ -2,7 +2,8 @@
 // a request meets. Any bytes: refused with a reason, or a path that starts with '/', holds no
 // '?' or '\', no "." or ".." segment, no encoded '/' or '\', no escape of an unreserved
 // character, is never longer than the target, and normalises to itself (one spelling, one
-// route).
+// route). normalized_path, which the gateway routes with and which spares the copy of a
+// target already in normal form, agrees with it on every input.
 
 #include <cstddef>
 #include <cstdint>
@@ -34,12 +35,16 @@ bool unreserved(char c) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view target(reinterpret_cast<const char*>(data), size);
-  std::string out;
-  std::string_view error;
-  if (!sluice::net::normalize_request_path(target, out, error)) {
-    check(!error.empty());
+  std::string out, scratch;
+  std::string_view error, path, error2;
+  const bool good = sluice::net::normalize_request_path(target, out, error);
+  // The copy-free form the gateway routes with says the same.
+  check(sluice::net::normalized_path(target, scratch, path, error2) == good);
+  if (!good) {
+    check(!error.empty() && error2 == error);
     return 0;
   }
+  check(path == out);
   check(!out.empty() && out.front() == '/');
   check(out.size() <= target.size());
   check(out.find_first_of("?\\") == std::string::npos);

@@ -9,10 +9,17 @@
 namespace sluice::net {
 namespace {
 
+// The normalised path; the copy-free form (normalized_path) must say the same.
 std::string ok(std::string_view target) {
-  std::string out;
-  std::string_view error;
-  if (!normalize_request_path(target, out, error)) return "refused: " + std::string(error);
+  std::string out, scratch;
+  std::string_view error, path, error2;
+  const bool good = normalize_request_path(target, out, error);
+  EXPECT_EQ(normalized_path(target, scratch, path, error2), good) << target;
+  if (!good) {
+    EXPECT_EQ(error2, error) << target;
+    return "refused: " + std::string(error);
+  }
+  EXPECT_EQ(path, out) << target;
   return out;
 }
 

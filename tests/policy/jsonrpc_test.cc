@@ -268,6 +268,24 @@ TEST_F(JsonRpcTest, DuplicateArgumentOnATriePathIsInvalidParams) {
   EXPECT_EQ(fails(call(R"({"a":{"b":1,"b":2}})")), rpc_error::invalid_params);
 }
 
+TEST_F(JsonRpcTest, AnArgumentSeenInOneMessageIsNoDuplicateInTheNext) {
+  // One reader, as a shard keeps it: the next body, and the next message of a batch, start
+  // with nothing seen.
+  message_reader reader;
+  for (int i = 0; i < 3; ++i) {
+    padded_body body(call(R"({"path":"a","a":{"b":1}})"));
+    ASSERT_TRUE(reader.read(body.view(), trie_));
+    EXPECT_EQ(reader.messages()[0].error, rpc_error::none) << i;
+  }
+  padded_body batch("[" + call(R"({"path":"a"})") + "," + call(R"({"path":"b","path":"c"})") + "," +
+                    call(R"({"path":"d"})") + "]");
+  ASSERT_TRUE(reader.read(batch.view(), trie_));
+  ASSERT_EQ(reader.messages().size(), 3u);
+  EXPECT_EQ(reader.messages()[0].error, rpc_error::none);
+  EXPECT_EQ(reader.messages()[1].error, rpc_error::invalid_params);  // its own duplicate
+  EXPECT_EQ(reader.messages()[2].error, rpc_error::none);
+}
+
 TEST_F(JsonRpcTest, DuplicateArgumentOffTheTrieIsAllowed) {
   // Nothing the policy reads is ambiguous, so the message stands.
   const message& m = one(call(R"({"other":1,"other":2,"path":"p"})"));
